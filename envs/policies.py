@@ -1,0 +1,132 @@
+"""Exploration policies for data collection.
+
+A policy is built by a task (``env.make_policy(name, rng)``) and called with no argument
+to get the next action in [-1, 1]. Directed policies read the simulator state: they are
+privileged scripts for covering the task space with data, never used for planning.
+Each draws only from the generator it is given.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.tasks import wrap_angle
+
+
+class RandomPolicy:
+    """Uniform random actions, held for a random 1-4 steps (so motion is not pure jitter)."""
+
+    def __init__(self, env, rng: np.random.Generator) -> None:
+        self.env, self.rng = env, rng
+        self._action = np.zeros(env.action_space.shape, dtype=np.float32)
+        self._left = 0
+
+    def __call__(self) -> np.ndarray:
+        if self._left <= 0:
+            self._action = self.rng.uniform(-1.0, 1.0, size=self._action.shape).astype(np.float32)
+            self._left = int(self.rng.integers(1, 5))
+        self._left -= 1
+        return self._action
+
+
+def _towards(delta: np.ndarray, step: float, noise: float, rng: np.random.Generator) -> np.ndarray:
+    """Action that covers ``delta`` at ``step`` units per full action, plus Gaussian noise."""
+    action = delta / step + noise * rng.standard_normal(delta.shape)
+    return np.clip(action, -1.0, 1.0).astype(np.float32)
+
+
+class ReachDirectedPolicy:
+    """Moves the arm towards random target poses with noise; a new target when reached or after 25 steps."""
+
+    def __init__(self, env, rng: np.random.Generator) -> None:
+        self.env, self.rng = env, rng
+        self._target = None
+        self._age = 0
+
+    def __call__(self) -> np.ndarray:
+        q = self.env.data.qpos[:2]
+        if self._target is None or self._age >= 25 or np.max(np.abs(wrap_angle(self._target - q))) < 0.1:
+            lim = self.env.elbow_limit
+            self._target = np.array([self.rng.uniform(-np.pi, np.pi), self.rng.uniform(-lim, lim)])
+            self._age = 0
+        self._age += 1
+        delta = wrap_angle(self._target - q)
+        delta[1] = self._target[1] - q[1]  # the elbow is limited: go the direct way
+        return _towards(delta, step=0.3, noise=0.3, rng=self.rng)
+
+
+class TwoRoomDirectedPolicy:
+    """Visits random waypoints in both rooms, going through the door when the waypoint is across.
+
+    About half of the waypoints lie in the other room, so most episodes cross the door.
+    """
+
+    def __init__(self, env, rng: np.random.Generator) -> None:
+        self.env, self.rng = env, rng
+        self._route: list[np.ndarray] = []
+        self._age = 0
+
+    def _plan_route(self) -> None:
+        pos = self.env.data.qpos[:2]
+        side = 1.0 if self.rng.random() < 0.5 else -1.0
+        goal = np.array([side * self.rng.uniform(*self.env.room_x), self.rng.uniform(-self.env.room_y, self.env.room_y)])
+        route = []
+        if np.sign(goal[0]) != np.sign(pos[0]):
+            y = self.rng.uniform(-0.03, 0.03)
+            route += [np.array([np.sign(pos[0]) * 0.12, y]), np.array([-np.sign(pos[0]) * 0.12, y])]
+        self._route = route + [goal]
+        self._age = 0
+
+    def __call__(self) -> np.ndarray:
+        pos = self.env.data.qpos[:2]
+        if not self._route or self._age > 40:
+            self._plan_route()
+        if np.linalg.norm(self._route[0] - pos) < 0.04:
+            self._route.pop(0)
+            self._age = 0
+            if not self._route:
+                self._plan_route()
+        self._age += 1
+        return _towards(self._route[0] - pos, step=0.05, noise=0.3, rng=self.rng)
+
+
+class PushDirectedPolicy:
+    """Goes behind the block along a random direction, then pushes through it.
+
+    Each push picks a direction and a contact offset (so the block both slides and turns),
+    moves the pusher to a point behind the block, then drives through it for a few steps.
+    """
+
+    def __init__(self, env, rng: np.random.Generator) -> None:
+        self.env, self.rng = env, rng
+        self._phase = "approach"
+        self._age = 0
+        self._new_push()
+
+    def _new_push(self) -> None:
+        # push towards a random point of the region where goals lie, so the block stays
+        # on the table's middle instead of ending up against a wall
+        r = self.env.block_range
+        target = self.rng.uniform(-r, r, size=2)
+        delta = target - self.env.data.qpos[:2]
+        theta = np.arctan2(delta[1], delta[0]) + self.rng.normal(0.0, 0.5)
+        self._dir = np.array([np.cos(theta), np.sin(theta)])
+        self._offset = self.rng.uniform(-0.06, 0.06)  # lateral offset of the contact point
+        self._push_steps = int(self.rng.integers(2, 6))
+        self._phase, self._age = "approach", 0
+
+    def __call__(self) -> np.ndarray:
+        pusher = self.env.data.qpos[3:5]
+        block = self.env.data.qpos[:2]
+        normal = np.array([-self._dir[1], self._dir[0]])
+        self._age += 1
+        if self._phase == "approach":
+            target = block - 0.16 * self._dir + self._offset * normal
+            if np.linalg.norm(target - pusher) < 0.03:
+                self._phase, self._age = "push", 0
+            elif self._age > 30:
+                self._new_push()
+            return _towards(target - pusher, step=0.05, noise=0.3, rng=self.rng)
+        if self._age > self._push_steps:
+            self._new_push()
+        return _towards(self._dir * 0.05, step=0.05, noise=0.2, rng=self.rng)

@@ -1,0 +1,193 @@
+"""The three goal-image tasks: Reach, TwoRoom and Push.
+
+Each is a small class on :class:`envs.base.GoalImageEnv`. Distances are in metres
+(radians for joint angles, converted through forward kinematics where it matters).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from envs.base import GoalImageEnv
+
+
+def wrap_angle(a):
+    """Wrap angles to [-pi, pi)."""
+    return (np.asarray(a) + np.pi) % (2 * np.pi) - np.pi
+
+
+class ReachEnv(GoalImageEnv):
+    """Planar two-link arm; the goal is an arm pose shown in a goal image.
+
+    goal_state: the two joint angles (shoulder, elbow) of the goal pose.
+    Success: the fingertip is within ``success_threshold`` metres of the goal pose's fingertip.
+    proprio: (cos q1, sin q1, cos q2, sin q2, dq1, dq2).
+    """
+
+    goal_dim = 2
+    success_threshold = 0.025
+    link_lengths = (0.1, 0.11)
+    elbow_limit = 2.4  # sample inside the joint range (2.6) so poses are reachable
+    exploration_policies = ("random", "directed")
+
+    def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None) -> None:
+        super().__init__("reach.xml", frame_skip=10, image_size=image_size, action_repeat=action_repeat, render_mode=render_mode)
+
+    def _random_pose(self) -> np.ndarray:
+        return np.array([self.np_random.uniform(-np.pi, np.pi), self.np_random.uniform(-self.elbow_limit, self.elbow_limit)])
+
+    def reset_model(self) -> None:
+        self.data.qpos[:] = self._random_pose()
+        self.data.qvel[:] = 0.0
+
+    def sample_goal(self) -> np.ndarray:
+        return self._random_pose()
+
+    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
+        return np.array(goal_state, dtype=np.float64)
+
+    def achieved(self) -> np.ndarray:
+        return self.data.qpos[:2].copy()
+
+    def fingertip(self, q: np.ndarray) -> np.ndarray:
+        """Fingertip (x, y) of joint angles q (..., 2) by forward kinematics."""
+        q = np.asarray(q, dtype=np.float64)
+        l1, l2 = self.link_lengths
+        a1, a12 = q[..., 0], q[..., 0] + q[..., 1]
+        return np.stack([l1 * np.cos(a1) + l2 * np.cos(a12), l1 * np.sin(a1) + l2 * np.sin(a12)], axis=-1)
+
+    def goal_distance(self, achieved: np.ndarray, goal: np.ndarray) -> float:
+        return float(np.linalg.norm(self.fingertip(achieved) - self.fingertip(goal)))
+
+    def _proprio(self) -> np.ndarray:
+        q, dq = self.data.qpos[:2], self.data.qvel[:2]
+        return np.array([np.cos(q[0]), np.sin(q[0]), np.cos(q[1]), np.sin(q[1]), dq[0], dq[1]], dtype=np.float32)
+
+    def make_policy(self, name: str, rng: np.random.Generator):
+        from envs.policies import ReachDirectedPolicy
+
+        if name == "directed":
+            return ReachDirectedPolicy(self, rng)
+        return super().make_policy(name, rng)
+
+
+class TwoRoomEnv(GoalImageEnv):
+    """A point mass in two rooms joined by a door in the middle wall (x = 0, |y| < 0.08).
+
+    Start and goal lie in different rooms, so every episode needs a path through the door.
+    goal_state: the goal (x, y). Success: within ``success_threshold`` metres of it.
+    proprio: (x, y, vx, vy).
+    """
+
+    goal_dim = 2
+    success_threshold = 0.05
+    door_half_width = 0.08
+    room_x = (0.08, 0.44)  # |x| range of a room's free interior (the agent's centre)
+    room_y = 0.44  # |y| bound of the free interior
+    exploration_policies = ("random", "directed")
+
+    def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None) -> None:
+        super().__init__("tworoom.xml", frame_skip=10, image_size=image_size, action_repeat=action_repeat, render_mode=render_mode)
+
+    def _point_in_room(self, side: float) -> np.ndarray:
+        x = side * self.np_random.uniform(*self.room_x)
+        y = self.np_random.uniform(-self.room_y, self.room_y)
+        return np.array([x, y])
+
+    def reset_model(self) -> None:
+        side = 1.0 if self.np_random.random() < 0.5 else -1.0
+        self.data.qpos[:] = self._point_in_room(side)
+        self.data.qvel[:] = 0.0
+
+    def sample_goal(self) -> np.ndarray:
+        # the goal always lies in the other room than the start
+        side = -1.0 if self.data.qpos[0] > 0 else 1.0
+        return self._point_in_room(side)
+
+    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
+        return np.array(goal_state, dtype=np.float64)
+
+    def achieved(self) -> np.ndarray:
+        return self.data.qpos[:2].copy()
+
+    def _proprio(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
+
+    def make_policy(self, name: str, rng: np.random.Generator):
+        from envs.policies import TwoRoomDirectedPolicy
+
+        if name == "directed":
+            return TwoRoomDirectedPolicy(self, rng)
+        return super().make_policy(name, rng)
+
+
+class PushEnv(GoalImageEnv):
+    """A round pusher and a T-shaped block on a walled table; the goal is the block's pose.
+
+    goal_state: (block x, block y, block yaw, pusher x, pusher y). The goal image shows the
+    block at its goal pose and the pusher at a rest position beside it; success looks at the
+    block only: position error <= ``success_threshold`` metres and yaw error <= ``yaw_threshold``.
+    proprio: (pusher x, pusher y, pusher vx, pusher vy).
+    qpos layout: (block x, block y, block yaw, pusher x, pusher y).
+    """
+
+    goal_dim = 5
+    success_threshold = 0.03
+    yaw_threshold = 0.3
+    block_range = 0.12  # start and goal block centres lie in [-0.12, 0.12]^2
+    pusher_range = 0.28
+    exploration_policies = ("random", "directed")
+
+    def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None) -> None:
+        super().__init__("push.xml", frame_skip=20, image_size=image_size, action_repeat=action_repeat, render_mode=render_mode)
+
+    def _free_pusher_xy(self, block_pose: np.ndarray) -> np.ndarray:
+        """A pusher position on the table, clear of the block (rejection sampling)."""
+        for _ in range(100):
+            xy = self.np_random.uniform(-self.pusher_range, self.pusher_range, size=2)
+            if np.linalg.norm(xy - block_pose[:2]) > 0.16:
+                return xy
+        raise RuntimeError("could not place the pusher clear of the block")
+
+    def reset_model(self) -> None:
+        block = np.array([*self.np_random.uniform(-self.block_range, self.block_range, size=2), self.np_random.uniform(-np.pi, np.pi)])
+        self.data.qpos[:3] = block
+        self.data.qpos[3:5] = self._free_pusher_xy(block)
+        self.data.qvel[:] = 0.0
+
+    def sample_goal(self) -> np.ndarray:
+        start = self.data.qpos[:3]
+        # a reachable goal: a moderate translation and rotation of the start pose
+        shift = self.np_random.uniform(0.05, 0.15) * np.array([np.cos(th := self.np_random.uniform(-np.pi, np.pi)), np.sin(th)])
+        xy = np.clip(start[:2] + shift, -self.block_range, self.block_range)
+        yaw = wrap_angle(start[2] + self.np_random.uniform(-0.8, 0.8))
+        block = np.array([xy[0], xy[1], yaw])
+        return np.concatenate([block, self._free_pusher_xy(block)])
+
+    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
+        return np.array(goal_state, dtype=np.float64)
+
+    def achieved(self) -> np.ndarray:
+        return self.data.qpos[:5].copy()
+
+    def goal_distance(self, achieved: np.ndarray, goal: np.ndarray) -> float:
+        # block position error plus yaw error weighted by the block's size (0.07 m per rad)
+        return float(np.linalg.norm(achieved[:2] - goal[:2]) + 0.07 * abs(wrap_angle(achieved[2] - goal[2])))
+
+    def is_success(self, achieved: np.ndarray, goal: np.ndarray) -> bool:
+        pos_err = np.linalg.norm(achieved[:2] - goal[:2])
+        yaw_err = abs(wrap_angle(achieved[2] - goal[2]))
+        return bool(pos_err <= self.success_threshold and yaw_err <= self.yaw_threshold)
+
+    def block_pose(self) -> np.ndarray:
+        return self.data.qpos[:3].copy()
+
+    def _proprio(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[3:5], self.data.qvel[3:5]]).astype(np.float32)
+
+    def make_policy(self, name: str, rng: np.random.Generator):
+        from envs.policies import PushDirectedPolicy
+
+        if name == "directed":
+            return PushDirectedPolicy(self, rng)
+        return super().make_policy(name, rng)

@@ -1,0 +1,150 @@
+"""The ``worldjepa`` command: one entry point dispatching to sub-commands.
+
+Hydra sub-commands (configs in the top-level ``configs/``)::
+
+    worldjepa collect env=tworoom episodes=200 policy=directed out=data/tworoom workers=2
+
+Plain sub-commands::
+
+    worldjepa dataset info <dir> [--sheet PATH]
+    worldjepa dataset verify <dir>
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from worldjepa import report
+
+log = logging.getLogger("worldjepa")
+
+
+def config_dir() -> Path:
+    """The configs directory: inside the installed package (wheel) or the source checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "configs", here.parent / "configs"):
+        if (candidate / "collect.yaml").is_file():
+            return candidate
+    raise FileNotFoundError(f"worldjepa configs not found next to {here}; reinstall the package")
+
+
+# ----- Hydra sub-commands ------------------------------------------------------------
+def cmd_collect(cfg) -> None:
+    from worldjepa.data.collect import collect
+    from worldjepa.data.info import summarize
+
+    store = collect(
+        env=cfg.env.name,
+        episodes=int(cfg.episodes),
+        out=str(cfg.out),
+        policy=str(cfg.policy),
+        workers=int(cfg.workers),
+        episode_len=int(cfg.episode_len),
+        seed=int(cfg.seed),
+        image_size=int(cfg.env.image_size),
+        action_repeat=int(cfg.env.action_repeat),
+        progress=bool(cfg.progress),
+    )
+    s = summarize(store)
+    report.say(f"dataset {s['root']}: {s['episodes']} episodes, {s['frames']} frames of {s['task']}")
+
+
+HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect}
+
+
+def _run_hydra(name: str, overrides: list[str]) -> int:
+    import hydra
+    from omegaconf import DictConfig
+
+    from worldjepa.data.episodes import DatasetError
+
+    status = {"code": 0}
+
+    @hydra.main(config_path=str(config_dir()), config_name=name, version_base="1.3")
+    def app(cfg: DictConfig) -> None:
+        try:
+            HYDRA_COMMANDS[name](cfg)
+        except (ValueError, FileNotFoundError, DatasetError, RuntimeError) as exc:
+            report.error(str(exc))
+            status["code"] = 2
+        except KeyboardInterrupt:
+            report.error("interrupted; finished work is kept on disk")
+            status["code"] = 130
+
+    saved = sys.argv
+    sys.argv = [f"worldjepa {name}", *overrides]
+    try:
+        app()
+    finally:
+        sys.argv = saved
+    return status["code"]
+
+
+# ----- plain sub-commands ------------------------------------------------------------
+def cmd_dataset(argv: list[str]) -> int:
+    from worldjepa.data.episodes import DatasetError, EpisodeStore
+    from worldjepa.data.info import contact_sheet, summarize
+
+    parser = argparse.ArgumentParser(prog="worldjepa dataset", description="Inspect a collected dataset.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    p_info = sub.add_parser("info", help="print a summary and write a contact-sheet PNG")
+    p_info.add_argument("dir")
+    p_info.add_argument("--sheet", default=None, help="PNG path (default: <dir>/contact_sheet.png)")
+    p_verify = sub.add_parser("verify", help="check every episode's checksum and decoding")
+    p_verify.add_argument("dir")
+    args = parser.parse_args(argv)
+    try:
+        store = EpisodeStore(args.dir)
+        if args.action == "info":
+            s = summarize(store)
+            report.say(f"dataset {s['root']}")
+            report.table([(k, v) for k, v in s.items() if k != "root"])
+            if len(store):
+                sheet = contact_sheet(store, args.sheet or os.path.join(store.root, "contact_sheet.png"))
+                report.say(f"contact sheet: {sheet}")
+            return 0
+        problems = store.verify()
+        for p in problems:
+            report.error(p)
+        report.say(f"{len(store) - len(problems)} of {len(store)} episodes OK")
+        return 1 if problems else 0
+    except (FileNotFoundError, DatasetError) as exc:
+        report.error(str(exc))
+        return 2
+
+
+USAGE = """usage: worldjepa <command> [key=value ...]
+
+commands:
+  collect     collect rollouts into a dataset (Hydra: worldjepa collect --help)
+  dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not log.handlers:  # our own messages only; third-party INFO logs stay quiet
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        report.say(USAGE)
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name in HYDRA_COMMANDS:
+        return _run_hydra(name, rest)
+    if name == "dataset":
+        return cmd_dataset(rest)
+    report.error(f"unknown command {name!r}")
+    report.say(USAGE)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
