@@ -1,0 +1,160 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import envs
+from envs.tasks import PushEnv, ReachEnv, TwoRoomEnv
+
+TASKS = ["reach", "tworoom", "push"]
+
+
+@pytest.mark.parametrize("name", TASKS + ["gym:Reacher-v5"])
+def test_check_env(name):
+    env = envs.make(name)
+    check_env(env.unwrapped, skip_render_check=False)
+    env.close()
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_registered_ids_and_interface(name):
+    env = gym.make(envs.TASKS[name].env_id, image_size=48)
+    obs, info = env.reset(seed=1)
+    assert obs["pixels"].shape == (48, 48, 3) and obs["pixels"].dtype == np.uint8
+    assert obs["proprio"].dtype == np.float32
+    assert info["goal_pixels"].shape == (48, 48, 3) and info["goal_pixels"].dtype == np.uint8
+    assert info["goal_state"].shape == (env.unwrapped.goal_dim,)
+    assert isinstance(info["is_success"], bool)
+    assert env.action_space.low.min() == -1.0 and env.action_space.high.max() == 1.0
+    # the observation changes when the robot moves: frames are informative
+    obs2, *_ = env.step(np.ones(env.action_space.shape, dtype=np.float32))
+    assert np.abs(obs2["pixels"].astype(int) - obs["pixels"].astype(int)).sum() > 0
+    env.close()
+
+
+@pytest.mark.parametrize("name", TASKS + ["gym:Reacher-v5"])
+def test_state_round_trip_bit_for_bit(name):
+    env = envs.make(name).unwrapped
+    env.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        env.step(rng.uniform(-1, 1, env.action_space.shape).astype(np.float32))
+    saved = env.get_state()
+    actions = rng.uniform(-1, 1, (15,) + env.action_space.shape).astype(np.float32)
+    first = [env.step(a) for a in actions]
+    # disturb, then restore and replay the same actions
+    env.reset(seed=99)
+    env.set_state(saved)
+    np.testing.assert_array_equal(env.get_state(), saved)
+    second = [env.step(a) for a in actions]
+    for (o1, r1, *_ , i1), (o2, r2, *_, i2) in zip(first, second):
+        np.testing.assert_array_equal(o1["pixels"], o2["pixels"])
+        np.testing.assert_array_equal(o1["proprio"], o2["proprio"])
+        np.testing.assert_array_equal(i1["state"], i2["state"])
+        assert r1 == r2
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_seeding_is_deterministic(name):
+    a, b = envs.make(name), envs.make(name)
+    oa, ia = a.reset(seed=7)
+    ob, ib = b.reset(seed=7)
+    np.testing.assert_array_equal(oa["pixels"], ob["pixels"])
+    np.testing.assert_array_equal(ia["goal_state"], ib["goal_state"])
+    oc, ic = b.reset(seed=8)
+    assert not np.array_equal(ia["goal_state"], ic["goal_state"])
+
+
+@pytest.mark.parametrize("name", TASKS)
+def test_goal_image_shows_goal_state(name):
+    """Putting the simulator at the goal pose renders the goal image, and counts as success."""
+    env = envs.make(name).unwrapped
+    obs, info = env.reset(seed=5)
+    assert not info["is_success"]
+    env.data.qpos[:] = env.goal_qpos(info["goal_state"])
+    env.data.qvel[:] = 0
+    import mujoco
+
+    mujoco.mj_forward(env.model, env.data)
+    np.testing.assert_array_equal(env._render(), info["goal_pixels"])
+    assert env.is_success(env.achieved(), info["goal_state"])
+
+
+def test_tworoom_start_and_goal_in_different_rooms():
+    env = envs.make("tworoom").unwrapped
+    for seed in range(20):
+        env.reset(seed=seed)
+        assert np.sign(env.data.qpos[0]) != np.sign(env.goal_state[0])
+
+
+def test_action_repeat_moves_further():
+    import mujoco
+
+    one, two = envs.make("tworoom", action_repeat=1).unwrapped, envs.make("tworoom", action_repeat=2).unwrapped
+    for env in (one, two):
+        env.reset(seed=0)
+        env.data.qpos[:] = [-0.4, 0.2]  # left room, clear of walls for the moves below
+        mujoco.mj_forward(env.model, env.data)
+        for _ in range(3):
+            env.step(np.array([1.0, 0.0], dtype=np.float32))
+    d1, d2 = one.data.qpos[0] + 0.4, two.data.qpos[0] + 0.4
+    assert d1 > 0.05 and d2 > 1.7 * d1
+
+
+@pytest.mark.parametrize("kwargs, match", [({"image_size": 0}, "image_size"), ({"image_size": -5}, "image_size"), ({"action_repeat": 0}, "action_repeat")])
+def test_bad_constructor_args(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        ReachEnv(**kwargs)
+
+
+def test_unknown_env_name():
+    with pytest.raises(ValueError, match="unknown env 'rech'.*reach"):
+        envs.make("rech")
+
+
+@pytest.mark.parametrize("action, match", [([0.5, np.nan], "NaN"), ([1.5, 0.0], "out of bounds"), ([0.1, 0.2, 0.3], "shape")])
+def test_bad_actions(action, match):
+    env = TwoRoomEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.step(np.array(action, dtype=np.float32))
+
+
+def test_set_state_wrong_length():
+    env = PushEnv()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=f"length {env.state_dim}"):
+        env.set_state(np.zeros(env.state_dim - 1))
+    with pytest.raises(ValueError, match="NaN"):
+        env.set_state(np.full(env.state_dim, np.nan))
+
+
+def test_tworoom_directed_policy_crosses_the_door():
+    env = envs.make("tworoom").unwrapped
+    crossed = 0
+    for seed in range(8):
+        env.reset(seed=seed, options={"policy": "directed"})
+        sides = {np.sign(env.data.qpos[0])}
+        for _ in range(100):
+            env.step(env.explore_action())
+            sides.add(np.sign(env.data.qpos[0]))
+        crossed += len(sides) > 1
+    assert crossed >= 6
+
+
+def test_push_directed_policy_moves_the_block():
+    env = envs.make("push").unwrapped
+    moved = []
+    for seed in range(4):
+        env.reset(seed=seed, options={"policy": "directed"})
+        start = env.block_pose()
+        for _ in range(100):
+            env.step(env.explore_action())
+        moved.append(np.linalg.norm(env.block_pose()[:2] - start[:2]))
+    assert np.mean(moved) > 0.05
+
+
+def test_unknown_policy():
+    env = envs.make("reach")
+    with pytest.raises(ValueError, match="unknown exploration policy 'spiral'"):
+        env.reset(seed=0, options={"policy": "spiral"})
