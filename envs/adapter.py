@@ -86,9 +86,13 @@ class GoalImageAdapter(gym.Env):
         self.goal_state = self.data.qpos.copy()
         self.goal_pixels = self._render().copy()
         self._restore(start)
+        self._explore = (options or {}).get("policy")
+        if self._explore not in (None, "random"):
+            raise ValueError(f"unknown exploration policy {self._explore!r} for GoalImageAdapter; expected 'random'")
         info = self._info()
         info["goal_state"], info["goal_pixels"] = self.goal_state.copy(), self.goal_pixels.copy()
-        return self._get_obs(), info
+        self._last_obs, self._last_info = self._get_obs(), info
+        return self._last_obs, info
 
     def step(self, action):
         action = np.asarray(action, dtype=np.float64)
@@ -100,7 +104,8 @@ class GoalImageAdapter(gym.Env):
         for _ in range(self.action_repeat):
             terminated = self._step_inner(action) or terminated
         info = self._info()
-        return self._get_obs(), -info["distance"], terminated, False, info
+        self._last_obs, self._last_info = self._get_obs(), info
+        return self._last_obs, -info["distance"], terminated, False, info
 
     def _step_inner(self, action: np.ndarray) -> bool:
         scaled = self._low + (np.clip(action, -1.0, 1.0) + 1.0) * 0.5 * (self._high - self._low)
@@ -148,8 +153,20 @@ class GoalImageAdapter(gym.Env):
 
     def _info(self):
         distance = float(np.linalg.norm(self.data.qpos - self.goal_state))
-        return {"is_success": distance <= self.success_threshold, "distance": distance, "state": self.get_state()}
+        info = {"is_success": distance <= self.success_threshold, "distance": distance, "state": self.get_state()}
+        if getattr(self, "_explore", None) is not None:
+            self._next_action = self.np_random.uniform(-1.0, 1.0, size=self.action_space.shape).astype(np.float32)
+            info["explore_action"] = self._next_action
+        return info
+
+    def explore_rollout(self, steps: int) -> dict[str, np.ndarray]:
+        """Run the random exploration policy from the current state (see ``envs.base.run_exploration``)."""
+        from envs.base import run_exploration
+
+        return run_exploration(self, steps)
 
     def explore_action(self) -> np.ndarray:
-        """Uniform random action (the adapter's only exploration policy)."""
-        return self.np_random.uniform(-1.0, 1.0, size=self.action_space.shape).astype(np.float32)
+        """Next uniform random action (the adapter's only exploration policy, ``policy="random"``)."""
+        if getattr(self, "_explore", None) is None:
+            raise RuntimeError("no exploration policy: call reset(options={'policy': 'random'}) first")
+        return self._next_action
