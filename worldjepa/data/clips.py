@@ -1,0 +1,88 @@
+"""PyTorch dataset of fixed-length clips cut from stored episodes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from worldjepa.data.episodes import EpisodeStore
+
+
+def split_episodes(num_episodes: int, val_fraction: float = 0.1, seed: int = 0) -> tuple[list[int], list[int]]:
+    """Deterministic train/validation split of episode indices (at least one of each if possible)."""
+    if not 0.0 <= val_fraction < 1.0:
+        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+    order = np.random.default_rng(seed).permutation(num_episodes)
+    n_val = int(round(num_episodes * val_fraction))
+    if val_fraction > 0 and num_episodes > 1:
+        n_val = max(1, n_val)
+    return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
+
+
+class ClipDataset(Dataset):
+    """Clips of ``clip_len`` frames, ``frameskip`` env steps apart.
+
+    Item ``i`` is a dict of tensors:
+
+    * ``frames``  uint8   (T, H, W, 3)
+    * ``actions`` float32 (T, frameskip * A): the env actions taken after each frame,
+      concatenated over the ``frameskip`` steps up to the next frame (DINO-WM's convention)
+    * ``proprio`` float32 (T, P)
+    * ``states``  float32 (T, S): simulator states, for probes and evaluation only
+
+    Every clip start that fits inside an episode is one item. Episodes are read lazily
+    (and cached up to the store's ``cache_bytes``), never all at once.
+
+    Args:
+        root: dataset directory.
+        clip_len: T, frames per clip.
+        frameskip: env steps between consecutive clip frames.
+        episodes: indices of the episodes to use (e.g. a train split); all by default.
+        cache_bytes: bound on decoded episodes kept in memory per process.
+    """
+
+    def __init__(self, root: str, clip_len: int = 8, frameskip: int = 1, episodes: Sequence[int] | None = None, cache_bytes: int = 512 * 2**20) -> None:
+        if clip_len <= 0 or frameskip <= 0:
+            raise ValueError(f"clip_len and frameskip must be > 0, got {clip_len}, {frameskip}")
+        self.store = EpisodeStore(root, cache_bytes=cache_bytes)
+        self.clip_len, self.frameskip = int(clip_len), int(frameskip)
+        self.episodes = list(range(len(self.store))) if episodes is None else [int(e) for e in episodes]
+        for e in self.episodes:
+            if not 0 <= e < len(self.store):
+                raise IndexError(f"episode {e} out of range: the dataset has {len(self.store)} episodes")
+        span = self.clip_len * self.frameskip
+        counts = [max(0, int(self.store.entries[e]["length"]) - span + 1) for e in self.episodes]
+        if sum(counts) == 0:
+            raise ValueError(f"no episode is long enough for clips of {clip_len} frames with frameskip {frameskip} (need {span} steps)")
+        self._ends = np.cumsum(counts)
+
+    @property
+    def meta(self) -> dict:
+        return self.store.meta
+
+    def __len__(self) -> int:
+        return int(self._ends[-1])
+
+    def locate(self, i: int) -> tuple[int, int]:
+        """(episode index, start step) of item ``i``."""
+        if not 0 <= i < len(self):
+            raise IndexError(f"clip index {i} out of range [0, {len(self)})")
+        k = int(np.searchsorted(self._ends, i, side="right"))
+        start = i - (int(self._ends[k - 1]) if k > 0 else 0)
+        return self.episodes[k], start
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        ep_idx, t0 = self.locate(int(i))
+        ep = self.store.load(ep_idx)
+        T, s = self.clip_len, self.frameskip
+        idx = t0 + s * np.arange(T)  # frame indices of the clip
+        acts = ep["actions"][t0 : t0 + T * s]  # (T*s, A)
+        return {
+            "frames": torch.from_numpy(ep["frames"][idx]),
+            "actions": torch.from_numpy(acts.reshape(T, -1).astype(np.float32)),  # (T, s*A)
+            "proprio": torch.from_numpy(ep["proprio"][idx].astype(np.float32)),
+            "states": torch.from_numpy(ep["states"][idx].astype(np.float32)),
+        }
