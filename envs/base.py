@@ -226,6 +226,11 @@ class GoalImageEnv(gym.Env):
         """qpos part of flat states (..., state_dim) -> (..., nq); MuJoCo puts time first, then qpos."""
         return np.asarray(states)[..., 1 : 1 + self.model.nq]
 
+    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        """Named low-dimensional task quantities of flat states (..., state_dim), for probes
+        and evaluation (e.g. {"fingertip": (..., 2)}). Default: the whole qpos."""
+        return {"qpos": self.state_qpos(states)}
+
     def set_state(self, state) -> None:
         """Restore a state returned by :meth:`get_state` (the goal image is re-rendered)."""
         state = np.asarray(state, dtype=np.float64)

@@ -59,6 +59,10 @@ class ReachEnv(GoalImageEnv):
     def goal_distance(self, achieved: np.ndarray, goal: np.ndarray) -> float:
         return float(np.linalg.norm(self.fingertip(achieved) - self.fingertip(goal)))
 
+    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        q = self.state_qpos(states)
+        return {"fingertip": self.fingertip(q), "joints": np.concatenate([np.cos(q), np.sin(q)], axis=-1)}
+
     def _proprio(self) -> np.ndarray:
         q, dq = self.data.qpos[:2], self.data.qvel[:2]
         return np.array([np.cos(q[0]), np.sin(q[0]), np.cos(q[1]), np.sin(q[1]), dq[0], dq[1]], dtype=np.float32)
@@ -109,6 +113,9 @@ class TwoRoomEnv(GoalImageEnv):
 
     def achieved(self) -> np.ndarray:
         return self.data.qpos[:2].copy()
+
+    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        return {"agent": self.state_qpos(states)[..., :2]}
 
     def _proprio(self) -> np.ndarray:
         return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
@@ -178,6 +185,11 @@ class PushEnv(GoalImageEnv):
         pos_err = np.linalg.norm(achieved[:2] - goal[:2])
         yaw_err = abs(wrap_angle(achieved[2] - goal[2]))
         return bool(pos_err <= self.success_threshold and yaw_err <= self.yaw_threshold)
+
+    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        q = self.state_qpos(states)
+        yaw = q[..., 2:3]
+        return {"block": q[..., :2], "block_yaw": np.concatenate([np.cos(yaw), np.sin(yaw)], axis=-1), "pusher": q[..., 3:5]}
 
     def block_pose(self) -> np.ndarray:
         return self.data.qpos[:3].copy()

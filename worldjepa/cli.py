@@ -3,6 +3,7 @@
 Hydra sub-commands (configs in the top-level ``configs/``)::
 
     worldjepa collect env=tworoom episodes=200 policy=directed out=data/tworoom workers=2
+    worldjepa pretrain env=tworoom data=data/tworoom
 
 Plain sub-commands::
 
@@ -54,7 +55,53 @@ def cmd_collect(cfg) -> None:
     report.say(f"dataset {s['root']}: {s['episodes']} episodes, {s['frames']} frames of {s['task']}")
 
 
-HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect}
+def resolve_device(name: str):
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu or cuda[:N], got {name!r}")
+    return name
+
+
+def _dataclass_from(cls, section, name: str):
+    """Build a config dataclass from a config section, naming unknown keys clearly."""
+    from dataclasses import fields
+
+    from omegaconf import OmegaConf
+
+    values = OmegaConf.to_container(section, resolve=True)
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown key(s) in {name}: {unknown}; expected some of {sorted(known)}")
+    if "betas" in values:
+        values["betas"] = tuple(values["betas"])
+    return cls(**values)
+
+
+def cmd_pretrain(cfg) -> None:
+    import envs
+    from worldjepa.eval.plots import plot_metrics
+    from worldjepa.models.encoder import EncoderConfig
+    from worldjepa.train.loop import TrainConfig
+    from worldjepa.train.pretrain import JEPAConfig, pretrain
+
+    enc = _dataclass_from(EncoderConfig, cfg.model, "model")
+    obj = _dataclass_from(JEPAConfig, cfg.objective, "objective")
+    train = _dataclass_from(TrainConfig, cfg.train, "train")
+    probe_env = envs.make(cfg.env.name).unwrapped if cfg.probe else None
+    run_dir = str(cfg.run_dir)
+    metrics = pretrain(str(cfg.data), run_dir, enc, obj, train, device=resolve_device(str(cfg.device)), val_fraction=float(cfg.val_fraction), probe_env=probe_env)
+    png = plot_metrics(os.path.join(run_dir, "metrics.csv"), os.path.join(run_dir, "curves.png"), ["loss", "pred_loss", "target_std_mean", "rankme_tokens", "sigreg", "vicreg_var"])
+    report.say(f"pre-training done: {run_dir}/final (encoder weights: target_encoder.*)")
+    report.table([(k, f"{v:.4g}") for k, v in metrics.items() if k in ("step", "loss", "target_std_mean", "rankme_tokens") or k.startswith("r2/")])
+    if png:
+        report.say(f"learning curves: {png}")
+
+
+HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain}
 
 
 def _run_hydra(name: str, overrides: list[str]) -> int:
@@ -62,6 +109,8 @@ def _run_hydra(name: str, overrides: list[str]) -> int:
     from omegaconf import DictConfig
 
     from worldjepa.data.episodes import DatasetError
+    from worldjepa.train.checkpoint import CheckpointError
+    from worldjepa.train.loop import TrainingDiverged
 
     status = {"code": 0}
 
@@ -69,7 +118,7 @@ def _run_hydra(name: str, overrides: list[str]) -> int:
     def app(cfg: DictConfig) -> None:
         try:
             HYDRA_COMMANDS[name](cfg)
-        except (ValueError, FileNotFoundError, DatasetError, RuntimeError) as exc:
+        except (ValueError, TypeError, FileNotFoundError, DatasetError, CheckpointError, TrainingDiverged, RuntimeError) as exc:
             report.error(str(exc))
             status["code"] = 2
         except KeyboardInterrupt:
@@ -122,6 +171,7 @@ USAGE = """usage: worldjepa <command> [key=value ...]
 
 commands:
   collect     collect rollouts into a dataset (Hydra: worldjepa collect --help)
+  pretrain    V-JEPA pre-training of the video encoder (Hydra: worldjepa pretrain --help)
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
 """
 

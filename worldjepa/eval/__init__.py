@@ -1,0 +1,1 @@
+"""Evaluation: collapse monitors, linear state probes, and (later) planning runs and what-if tools."""

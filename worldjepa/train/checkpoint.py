@@ -1,0 +1,136 @@
+"""Checkpoints: safetensors weights + JSON metadata, written atomically, loaded strictly.
+
+A checkpoint is a directory::
+
+    model.safetensors    the model's state dict (unwrapped module, never a compiled wrapper)
+    optim.safetensors    optimizer tensors (AdamW moments and step counts), for resuming
+    meta.json            config, step, optimizer hyper-parameters and anything JSON
+
+It is written into a temporary sibling directory and renamed into place, so a crash
+never leaves a half-written checkpoint. No pickled code is ever loaded.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+class CheckpointError(ValueError):
+    """A checkpoint is missing, corrupt, or does not fit the model it is loaded into."""
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            if torch.is_tensor(value):
+                tensors[f"{pid}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{pid}.{key}"] = value
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> dict[str, Any]:
+    state: dict[int, dict[str, Any]] = {}
+    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
+        pid, key = name.split(".", 1)
+        state.setdefault(int(pid), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def save_checkpoint(path: str, model: nn.Module, meta: dict[str, Any], optimizer: torch.optim.Optimizer | None = None) -> str:
+    """Write a checkpoint directory atomically. Returns its path."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(state, os.path.join(tmp, "model.safetensors"))
+    meta = dict(meta)
+    if optimizer is not None:
+        tensors, opt_meta = _flatten_optimizer(optimizer)
+        save_file(tensors, os.path.join(tmp, "optim.safetensors"))
+        meta["optimizer"] = opt_meta
+    with open(os.path.join(tmp, "meta.json"), "w") as f:
+        json.dump(meta, f, indent=2, sort_keys=True)
+    for name in os.listdir(tmp):
+        with open(os.path.join(tmp, name), "rb") as f:
+            os.fsync(f.fileno())
+    if os.path.exists(path):
+        old = f"{path}.old-{os.getpid()}"
+        os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, path)
+    return path
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    """meta.json of a checkpoint directory."""
+    meta_path = os.path.join(path, "meta.json")
+    if not os.path.isdir(path):
+        raise FileNotFoundError(f"no checkpoint directory at {path}")
+    if not os.path.exists(meta_path):
+        raise CheckpointError(f"{path} is not a worldjepa checkpoint: meta.json is missing")
+    try:
+        with open(meta_path) as f:
+            return json.load(f)
+    except ValueError as exc:
+        raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
+
+
+def load_state(path: str, file: str = "model.safetensors") -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint file (safetensors only: no code is executed)."""
+    full = os.path.join(path, file)
+    if not os.path.exists(full):
+        raise CheckpointError(f"{full} is missing")
+    try:
+        return load_file(full)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"{full}: cannot read weights ({exc}); the file is corrupt or truncated") from None
+
+
+def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
+    """Load ``state`` into ``module``; any missing, unexpected or mis-shaped key is an error listing them."""
+    own = module.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = sorted(f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}" for k in set(own) & set(state) if own[k].shape != state[k].shape)
+    if missing or unexpected or shapes:
+
+        def few(items):
+            return ", ".join(items[:8]) + (f" (+{len(items) - 8} more)" if len(items) > 8 else "")
+
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {few(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {few(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {few(shapes)}")
+        raise CheckpointError(f"{source} does not fit {type(module).__name__} (another architecture?): " + "; ".join(parts))
+    module.load_state_dict(state, strict=True)
+
+
+def load_checkpoint(path: str, model: nn.Module, optimizer: torch.optim.Optimizer | None = None) -> dict[str, Any]:
+    """Load weights (strictly) and, if given, the optimizer state. Returns meta.json."""
+    meta = read_meta(path)
+    load_strict(model, load_state(path), source=path)
+    if optimizer is not None:
+        if "optimizer" not in meta:
+            raise CheckpointError(f"{path} holds no optimizer state to resume from")
+        sd = _unflatten_optimizer(load_state(path, "optim.safetensors"), meta["optimizer"])
+        optimizer.load_state_dict(sd)
+    return meta
