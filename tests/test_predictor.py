@@ -1,0 +1,68 @@
+import pytest
+import torch
+
+from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
+
+
+@pytest.fixture(params=[1, 4, 0], ids=["K1", "K4", "all"])
+def pred(request):
+    torch.manual_seed(0)
+    cfg = PredictorConfig(enc_dim=32, grid=4, num_state_tokens=request.param, action_dim=3, proprio_dim=2, dim=32, depth=2, heads=2, max_steps=12)
+    return ACPredictor(cfg).eval()
+
+
+def inputs(cfg, B=2, T=6, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.randn(B, T, cfg.tokens_per_state, cfg.enc_dim, generator=g)
+    a = torch.rand(B, T, cfg.action_dim, generator=g) * 2 - 1
+    p = torch.randn(B, T, cfg.proprio_dim, generator=g)
+    return s, a, p
+
+
+def test_block_causal_no_information_from_the_future(pred):
+    s, a, p = inputs(pred.cfg)
+    out, prop = pred(s, a, p)
+    assert out.shape == s.shape and prop.shape == p.shape
+    t = 2
+    s2, a2, p2 = s.clone(), a.clone(), p.clone()
+    s2[:, t + 1 :] += 5.0
+    a2[:, t + 1 :] = -a2[:, t + 1 :]
+    p2[:, t + 1 :] += 3.0
+    out2, prop2 = pred(s2, a2, p2)
+    torch.testing.assert_close(out2[:, : t + 1], out[:, : t + 1])
+    torch.testing.assert_close(prop2[:, : t + 1], prop[:, : t + 1])
+    assert not torch.allclose(out2[:, t + 1 :], out[:, t + 1 :])
+    # the prediction of step t+1 depends on the action taken at step t
+    a3 = a.clone()
+    a3[:, t] = -a3[:, t]
+    assert not torch.allclose(pred(s, a3, p)[0][:, t], out[:, t])
+
+
+def test_kv_cached_rollout_equals_uncached(pred):
+    s, a, p = inputs(pred.cfg, T=8)
+    C = 3
+    cached, cp = pred.rollout(s[:, :C], a, p[:, :C], use_cache=True)
+    plain, pp = pred.rollout(s[:, :C], a, p[:, :C], use_cache=False)
+    assert cached.shape == (2, 8 - C + 1, pred.cfg.tokens_per_state, 32)
+    torch.testing.assert_close(cached, plain, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(cp, pp, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_inputs(pred):
+    s, a, p = inputs(pred.cfg)
+    with pytest.raises(ValueError, match=r"actions must have shape \(B, T, 3\)"):
+        pred(s, a[..., :2], p)
+    bad = a.clone()
+    bad[0, 1, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        pred(s, bad, p)
+    with pytest.raises(ValueError, match="pass proprio"):
+        pred(s, a, None)
+    s_long, a_long, p_long = inputs(pred.cfg, T=4)
+    with pytest.raises(ValueError, match="max_steps=12"):
+        pred.rollout(s_long[:, :2], torch.zeros(2, 20, 3), p_long[:, :2])
+
+
+def test_attentive_pooler_shapes():
+    pool = AttentivePooler(32, 4, heads=2)
+    assert pool(torch.randn(3, 16, 32)).shape == (3, 4, 32)

@@ -1,0 +1,251 @@
+"""Action-conditioned predictor: a block-causal transformer over time steps.
+
+Each time step t is one block of tokens ``[action a_t, proprio p_t, state s_t^1..s_t^K]``
+(plus, later, latent-variable tokens). A token of step t attends to every token of
+steps <= t, so the outputs at the state tokens of step t, which have seen a_t, predict
+the state of step t + 1. The K state tokens come from the encoder's patch tokens
+through an attentive pooler (``K = 0`` keeps all patches, as in V-JEPA 2-AC).
+
+Positions: every token gets temporal RoPE (its step); state tokens also get spatial RoPE
+when they are patches, or a learned slot embedding when pooled. Action and proprio
+tokens have learned type embeddings and separate linear heads.
+
+Rollout is autoregressive with a KV cache: step t's block attends to the cached keys and
+values of earlier blocks instead of re-running the whole sequence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from worldjepa.models.rope import rope_angles
+from worldjepa.models.vit import Block, init_weights, mlp
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """Sizes of the action-conditioned predictor (configs/predictor/*.yaml)."""
+
+    enc_dim: int = 192  # encoder token width
+    grid: int = 8  # encoder patches per image side (used when num_state_tokens = 0)
+    num_state_tokens: int = 1  # K pooled state tokens per frame; 0 = all grid*grid patches
+    action_dim: int = 2  # model action size (env action size x frameskip)
+    proprio_dim: int = 0  # 0 disables the proprio token
+    dim: int = 192  # predictor width
+    depth: int = 4
+    heads: int = 4
+    mlp_ratio: float = 4.0
+    max_steps: int = 32  # longest sequence (context + rollout) the predictor accepts
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"predictor dim {self.dim} must be divisible by heads {self.heads}")
+        if self.num_state_tokens < 0 or self.action_dim <= 0 or self.proprio_dim < 0 or self.max_steps <= 0:
+            raise ValueError(f"invalid predictor sizes: K={self.num_state_tokens}, action_dim={self.action_dim}, proprio_dim={self.proprio_dim}, max_steps={self.max_steps}")
+
+    @property
+    def tokens_per_state(self) -> int:
+        return self.num_state_tokens or self.grid * self.grid
+
+    @property
+    def block_size(self) -> int:
+        """Tokens per time step."""
+        return 1 + (1 if self.proprio_dim else 0) + self.tokens_per_state
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class AttentivePooler(nn.Module):
+    """K learned queries cross-attend over N patch tokens: (B, N, D) -> (B, K, D)."""
+
+    def __init__(self, dim: int, num_queries: int, heads: int = 4) -> None:
+        super().__init__()
+        heads = heads if dim % heads == 0 else 1
+        self.queries = nn.Parameter(torch.randn(1, num_queries, dim) * 0.02)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
+        self.norm = nn.LayerNorm(dim)
+        self.mlp = mlp(dim, [dim * 2], dim)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        q = self.queries.expand(tokens.shape[0], -1, -1)
+        x = self.attn(q, tokens, tokens, need_weights=False)[0]  # (B, K, D)
+        return x + self.mlp(self.norm(x))
+
+
+class ACPredictor(nn.Module):
+    """Block-causal action-conditioned predictor over state tokens. Shapes in ``forward``."""
+
+    def __init__(self, cfg: PredictorConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.dim
+        self.action_in = nn.Linear(cfg.action_dim, d)
+        self.proprio_in = nn.Linear(cfg.proprio_dim, d) if cfg.proprio_dim else None
+        self.state_in = nn.Linear(cfg.enc_dim, d)
+        n_types = 1 + (1 if cfg.proprio_dim else 0) + (cfg.num_state_tokens or 1)
+        self.type_embed = nn.Parameter(torch.zeros(1, n_types, d))  # action, proprio, state slots
+        self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
+        self.norm = nn.LayerNorm(d)
+        self.state_out = nn.Linear(d, cfg.enc_dim)
+        self.proprio_out = nn.Linear(d, cfg.proprio_dim) if cfg.proprio_dim else None
+        init_weights(self, cfg.depth)
+        nn.init.trunc_normal_(self.type_embed, std=0.02)
+        self._mask_cache: dict = {}
+        self._pos_cache: dict = {}
+
+    # ----- token layout -----------------------------------------------------------------
+    def _block_positions(self, device) -> torch.Tensor:
+        """(block_size, 3) (t=0, h, w) positions of one step's tokens."""
+        key = str(device)
+        if key not in self._pos_cache:
+            cfg = self.cfg
+            n_pre = self.cfg.block_size - cfg.tokens_per_state
+            pre = torch.zeros(n_pre, 3)
+            if cfg.num_state_tokens:
+                st = torch.zeros(cfg.num_state_tokens, 3)
+            else:
+                h, w = torch.meshgrid(torch.arange(cfg.grid), torch.arange(cfg.grid), indexing="ij")
+                st = torch.stack([torch.zeros_like(h), h, w], -1).reshape(-1, 3).float()
+            self._pos_cache[key] = torch.cat([pre, st]).to(device)
+        return self._pos_cache[key]
+
+    def _rope(self, t0: int, steps: int, device):
+        """cos/sin for ``steps`` blocks starting at step t0: (steps*block_size, head_dim/2)."""
+        pos = self._block_positions(device).unsqueeze(0).repeat(steps, 1, 1)  # (S, bs, 3)
+        pos[..., 0] = torch.arange(t0, t0 + steps, device=device, dtype=pos.dtype).unsqueeze(1)
+        return rope_angles(pos.reshape(-1, 3), self.cfg.dim // self.cfg.heads)
+
+    def block_causal_mask(self, steps: int, device) -> torch.Tensor:
+        """(L, L) boolean, L = steps * block_size: True where attention is allowed (built lazily, cached)."""
+        key = (steps, str(device))
+        if key not in self._mask_cache:
+            step_of = torch.arange(steps, device=device).repeat_interleave(self.cfg.block_size)  # (L,)
+            self._mask_cache[key] = step_of.unsqueeze(1) >= step_of.unsqueeze(0)
+        return self._mask_cache[key]
+
+    def _embed(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None) -> torch.Tensor:
+        """Tokens of S steps: states (B, S, K, E), actions (B, S, A), proprio (B, S, P) -> (B, S*bs, d)."""
+        B, S = actions.shape[:2]
+        parts = [self.action_in(actions).unsqueeze(2)]  # (B, S, 1, d)
+        if self.proprio_in is not None:
+            if proprio is None:
+                raise ValueError(f"this predictor was built with proprio_dim={self.cfg.proprio_dim}; pass proprio (B, T, {self.cfg.proprio_dim})")
+            parts.append(self.proprio_in(proprio).unsqueeze(2))
+        parts.append(self.state_in(states))  # (B, S, K, d)
+        x = torch.cat(parts, dim=2)  # (B, S, bs, d)
+        te = self.type_embed
+        if not self.cfg.num_state_tokens:  # all patches share one "state" type embedding
+            te = torch.cat([te[:, :-1], te[:, -1:].expand(-1, self.cfg.tokens_per_state, -1)], dim=1)
+        x = x + te.unsqueeze(1)
+        return x.reshape(B, S * self.cfg.block_size, -1)
+
+    def _read(self, x: torch.Tensor, S: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Outputs -> (next states (B, S, K, E), next proprio (B, S, P) or None)."""
+        B = x.shape[0]
+        x = self.norm(x).view(B, S, self.cfg.block_size, -1)
+        st = x[:, :, -self.cfg.tokens_per_state :]  # (B, S, K, d)
+        nxt = self.state_out(st)
+        prop = self.proprio_out(st.mean(2)) if self.proprio_out is not None else None
+        return nxt, prop
+
+    def _check(self, states, actions, proprio) -> None:
+        cfg = self.cfg
+        if actions.dim() != 3 or actions.shape[-1] != cfg.action_dim:
+            raise ValueError(f"actions must have shape (B, T, {cfg.action_dim}), got {tuple(actions.shape)}")
+        if states.dim() != 4 or states.shape[2:] != (cfg.tokens_per_state, cfg.enc_dim) or states.shape[:2] != actions.shape[:2]:
+            raise ValueError(f"states must have shape (B, T, {cfg.tokens_per_state}, {cfg.enc_dim}) matching actions {tuple(actions.shape[:2])}, got {tuple(states.shape)}")
+        if not torch.isfinite(actions).all():
+            raise ValueError("actions contain NaN or Inf")
+        if states.shape[1] > cfg.max_steps:
+            raise ValueError(f"sequence of {states.shape[1]} steps is longer than the predictor's max_steps={cfg.max_steps}")
+
+    # ----- teacher forcing ----------------------------------------------------------------
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Teacher-forced prediction of every next step.
+
+        Args:
+            states: (B, T, K, E) state tokens of steps 0..T-1.
+            actions: (B, T, A) action taken after each step.
+            proprio: (B, T, P) or None.
+
+        Returns:
+            next states (B, T, K, E) predicting steps 1..T, and next proprio (B, T, P) or None.
+        """
+        self._check(states, actions, proprio)
+        S = states.shape[1]
+        x = self._embed(states, actions, proprio)
+        rope = self._rope(0, S, x.device)
+        mask = self.block_causal_mask(S, x.device)
+        for blk in self.blocks:
+            x = blk(x, rope=rope, mask=mask)
+        return self._read(x, S)
+
+    # ----- rollout ----------------------------------------------------------------------
+    def step(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, cache: list[dict], t0: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Append S new steps starting at step t0 to a KV cache and return their predictions.
+
+        ``cache`` is a list with one dict per block (start with ``[{} for _ in blocks]``).
+        Within the new steps the block-causal mask applies; earlier steps come from the cache.
+        """
+        self._check(states, actions, proprio)
+        S = states.shape[1]
+        if t0 + S > self.cfg.max_steps:
+            raise ValueError(f"rollout reaches step {t0 + S}, beyond the predictor's max_steps={self.cfg.max_steps}")
+        x = self._embed(states, actions, proprio)
+        rope = self._rope(t0, S, x.device)
+        L = S * self.cfg.block_size
+        past = t0 * self.cfg.block_size
+        mask = None
+        if S > 1:
+            new = self.block_causal_mask(S, x.device)
+            mask = torch.cat([torch.ones(L, past, dtype=torch.bool, device=x.device), new], dim=1) if past else new
+        for blk, c in zip(self.blocks, cache):
+            x = blk(x, rope=rope, mask=mask, cache=c)
+        return self._read(x, S)
+
+    @torch.no_grad()
+    def rollout(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Autoregressive rollout from a context.
+
+        Args:
+            states: (B, C, K, E) context state tokens (C >= 1 observed steps).
+            actions: (B, C + H - 1, A): the actions after each context step, then the
+                H - 1 further actions; the rollout predicts H steps after the context's last.
+            proprio: (B, C, P) context proprio, or None.
+            use_cache: False re-runs the whole growing sequence each step (for checking).
+
+        Returns:
+            predicted states (B, H, K, E) and proprio (B, H, P) or None.
+        """
+        B, C = states.shape[:2]
+        H = actions.shape[1] - C + 1
+        if H < 1:
+            raise ValueError(f"actions must cover the {C} context steps and the rollout: got {actions.shape[1]} actions")
+        if C + H - 1 > self.cfg.max_steps:
+            raise ValueError(f"context {C} + horizon {H} exceeds the predictor's max_steps={self.cfg.max_steps} (the longest trained context)")
+        preds, props = [], []
+        if use_cache:
+            cache = [{} for _ in self.blocks]
+            nxt, prop = self.step(states, actions[:, :C], proprio, cache, 0)
+            s, p = nxt[:, -1:], (prop[:, -1:] if prop is not None else None)
+            preds.append(s)
+            props.append(p)
+            for h in range(1, H):
+                s, p = self.step(s, actions[:, C + h - 1 : C + h], p, cache, C + h - 1)
+                preds.append(s)
+                props.append(p)
+        else:
+            seq_s, seq_p = states, proprio
+            for h in range(H):
+                nxt, prop = self.forward(seq_s, actions[:, : C + h], seq_p)
+                s, p = nxt[:, -1:], (prop[:, -1:] if prop is not None else None)
+                preds.append(s)
+                props.append(p)
+                seq_s = torch.cat([seq_s, s], 1)
+                seq_p = torch.cat([seq_p, p], 1) if p is not None else None
+        out_p = torch.cat(props, 1) if props[0] is not None else None
+        return torch.cat(preds, 1), out_p
