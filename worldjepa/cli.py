@@ -101,7 +101,50 @@ def cmd_pretrain(cfg) -> None:
         report.say(f"learning curves: {png}")
 
 
-HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain}
+def cmd_train(cfg) -> None:
+    import json
+
+    from omegaconf import OmegaConf
+
+    import envs
+    from worldjepa.data.episodes import EpisodeStore
+    from worldjepa.eval.plots import plot_metrics
+    from worldjepa.eval.rollout_eval import open_loop_errors, plot_errors
+    from worldjepa.models.encoder import EncoderConfig
+    from worldjepa.models.predictor import PredictorConfig
+    from worldjepa.train.loop import TrainConfig
+    from worldjepa.train.world import WorldObjective, train_world_model
+
+    enc = _dataclass_from(EncoderConfig, cfg.model, "model")
+    obj = _dataclass_from(WorldObjective, cfg.objective, "objective")
+    train = _dataclass_from(TrainConfig, cfg.train, "train")
+    pcfg = OmegaConf.to_container(cfg.predictor, resolve=True)
+    store = EpisodeStore(str(cfg.data))
+    use_proprio = bool(pcfg.pop("use_proprio"))
+    pcfg.update(enc_dim=enc.dim, grid=enc.grid, action_dim=store.meta["action_dim"] * obj.frameskip, proprio_dim=store.meta["proprio_dim"] if use_proprio else 0)
+    pred = _dataclass_from(PredictorConfig, OmegaConf.create(pcfg), "predictor")
+    encoder = None if str(cfg.encoder) == "scratch" else str(cfg.encoder)
+    run_dir = str(cfg.run_dir)
+    model, metrics = train_world_model(str(cfg.data), run_dir, enc, pred, obj, train, encoder_ckpt=encoder, device=resolve_device(str(cfg.device)), val_fraction=float(cfg.val_fraction))
+    plot_metrics(os.path.join(run_dir, "metrics.csv"), os.path.join(run_dir, "curves.png"), ["loss", "tf_loss", "rollout_loss", "reg"])
+    report.say(f"world model: {run_dir}/final")
+    if int(cfg.eval_horizon) > 0:
+        from worldjepa.train.checkpoint import read_meta
+
+        meta = read_meta(os.path.join(run_dir, "final"))
+        res = open_loop_errors(model, str(cfg.data), meta["train_episodes"], meta["val_episodes"], envs.make(cfg.env.name).unwrapped, horizon=int(cfg.eval_horizon))
+        with open(os.path.join(run_dir, "rollout_eval.json"), "w") as f:
+            json.dump(res, f, indent=2)
+        png = plot_errors(res, os.path.join(run_dir, "rollout_error.png"), f"{cfg.env.name}: open-loop error on held-out episodes")
+        rows = []
+        for h in sorted({1, min(5, len(res["horizon"])), len(res["horizon"])}):
+            lat, pr = res["latent"], res["probe_m"]
+            rows.append((f"h={h}", f"latent {lat['model'][h-1]:.4f} (copy {lat['copy_last'][h-1]:.4f}, shuffled {lat['shuffled'][h-1]:.4f}); {res['probe_name']} {pr['model'][h-1]:.4f} m (copy {pr['copy_last'][h-1]:.4f}, shuffled {pr['shuffled'][h-1]:.4f})"))
+        report.table(rows)
+        report.say(f"open-loop error plot: {png}")
+
+
+HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "train": cmd_train}
 
 
 def _run_hydra(name: str, overrides: list[str]) -> int:
@@ -172,6 +215,7 @@ USAGE = """usage: worldjepa <command> [key=value ...]
 commands:
   collect     collect rollouts into a dataset (Hydra: worldjepa collect --help)
   pretrain    V-JEPA pre-training of the video encoder (Hydra: worldjepa pretrain --help)
+  train       train the action-conditioned world model (Hydra: worldjepa train --help)
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
 """
 

@@ -1,0 +1,179 @@
+"""World-model training: the action-conditioned predictor (and, in the joint recipe, the encoder).
+
+Recipes (``recipe``):
+
+* ``frozen`` (V-JEPA 2-AC): a pre-trained encoder stays frozen. Loss: L1 teacher forcing
+  (predict steps 1..T-1 from steps 0..T-2) + L1 over ``rollout_steps`` autoregressive
+  steps from the first ``history`` steps, gradients flowing through the rollout.
+* ``joint`` (LeWM/PLDM style): the encoder is trained too, end to end, from scratch or
+  from a pre-trained encoder, with an anti-collapse regulariser on the state tokens.
+
+When K < all patches the attentive pooler is trained in both recipes; the state tokens
+it produces are then regularised as well (SIGReg by default), since a pooler that maps
+every frame to the same tokens would make prediction trivially perfect.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+
+from worldjepa.data.clips import ClipDataset, split_episodes
+from worldjepa.losses import SIGReg, vicreg_terms
+from worldjepa.models.encoder import EncoderConfig
+from worldjepa.models.predictor import PredictorConfig
+from worldjepa.train.loop import TrainConfig, Trainer
+from worldjepa.world_model import WorldModel, WorldModelSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WorldObjective:
+    """World-model objective (configs/train_world.yaml, key ``objective``)."""
+
+    recipe: str = "frozen"  # frozen | joint
+    history: int = 1  # context steps before the rollout loss starts
+    rollout_steps: int = 2  # autoregressive steps in the rollout loss
+    clip_len: int = 8  # model steps per training clip (>= history + rollout_steps)
+    frameskip: int = 1  # env steps per model step
+    rollout_weight: float = 1.0
+    proprio_weight: float = 0.1  # L1 on predicted proprio (if used)
+    reg: str = "sigreg"  # regulariser on trainable state tokens: sigreg | vicreg | none
+    reg_weight: float = 0.05
+    batch_size: int = 32
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.recipe not in ("frozen", "joint"):
+            raise ValueError(f"objective.recipe must be 'frozen' or 'joint', got {self.recipe!r}")
+        if self.reg not in ("sigreg", "vicreg", "none"):
+            raise ValueError(f"objective.reg must be sigreg, vicreg or none, got {self.reg!r}")
+        if self.history < 1 or self.rollout_steps < 0 or self.clip_len < self.history + max(1, self.rollout_steps):
+            raise ValueError(f"need history >= 1 and clip_len >= history + rollout_steps, got {self.history}, {self.rollout_steps}, {self.clip_len}")
+
+
+class WorldTask:
+    """Teacher-forcing + rollout objective as a :class:`~worldjepa.train.loop.Task`."""
+
+    def __init__(self, data: ClipDataset, model: WorldModel, obj: WorldObjective) -> None:
+        self.data, self.obj, self.module = data, obj, model
+        if obj.recipe == "frozen":
+            for p in model.encoder.parameters():
+                p.requires_grad_(False)
+        self.trainable_states = obj.recipe == "joint" or model.pooler is not None
+        self.sigreg = SIGReg(256) if obj.reg == "sigreg" else None
+        # frozen encoder: each episode's patch embeddings are computed once and kept (fp16)
+        self._emb_cache: dict[int, torch.Tensor] = {}
+
+    @torch.no_grad()
+    def _episode_patches(self, ep: int, device: torch.device) -> torch.Tensor:
+        if ep not in self._emb_cache:
+            enc = self.module.encoder.eval()
+            frames = torch.from_numpy(self.data.store.load(ep)["frames"]).to(device)
+            chunks = [enc.encode_frames(frames[i : i + 128].unsqueeze(0))[0] for i in range(0, len(frames), 128)]
+            self._emb_cache[ep] = torch.cat(chunks).to(torch.float16)  # (L+1, N, D)
+        return self._emb_cache[ep]
+
+    def batch(self, step: int, device: torch.device) -> dict:
+        gen = torch.Generator().manual_seed(self.obj.seed * 1_000_003 + step)
+        idx = torch.randint(len(self.data), (self.obj.batch_size,), generator=gen)
+        items = [self.data[int(i)] for i in idx]
+        keys = ("actions", "proprio") if self.obj.recipe == "frozen" else ("frames", "actions", "proprio")
+        out = {k: torch.stack([it[k] for it in items]).to(device) for k in keys}
+        if self.obj.recipe == "frozen":
+            T, fs = self.data.clip_len, self.data.frameskip
+            patches = []
+            for i in idx:
+                ep, t0 = self.data.locate(int(i))
+                patches.append(self._episode_patches(ep, device)[t0 : t0 + T * fs : fs])
+            out["patches"] = torch.stack(patches).float()  # (B, T, N, D)
+        out["seed"] = int(torch.randint(2**31, (1,), generator=gen))
+        return out
+
+    def states(self, batch: dict) -> torch.Tensor:
+        m = self.module
+        patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])
+        return m.pool(patches)  # (B, T, K, D)
+
+    def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        m, obj = self.module, self.obj
+        s = self.states(batch)  # (B, T, K, D)
+        a, p = batch["actions"], batch["proprio"]
+        use_p = p if m.spec.proprio_dim else None
+        # teacher forcing: steps 0..T-2 predict 1..T-1
+        pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None)
+        tf = F.l1_loss(pred, s[:, 1:])
+        total, metrics = tf, {"tf_loss": float(tf.detach())}
+        if prop is not None:
+            pl = F.l1_loss(prop, p[:, 1:])
+            total = total + obj.proprio_weight * pl
+            metrics["proprio_loss"] = float(pl.detach())
+        if obj.rollout_steps > 0:
+            C = obj.history
+            seq_s, seq_p = s[:, :C], (use_p[:, :C] if use_p is not None else None)
+            roll = 0.0
+            for k in range(obj.rollout_steps):
+                nxt, nprop = m.predictor(seq_s, a[:, : C + k], seq_p)
+                roll = roll + F.l1_loss(nxt[:, -1], s[:, C + k])
+                seq_s = torch.cat([seq_s, nxt[:, -1:]], 1)
+                seq_p = torch.cat([seq_p, nprop[:, -1:]], 1) if seq_p is not None else None
+            roll = roll / obj.rollout_steps
+            total = total + obj.rollout_weight * roll
+            metrics["rollout_loss"] = float(roll.detach())
+        if self.trainable_states and obj.reg != "none":
+            z = s.flatten(0, 2).float()  # (B*T*K, D)
+            if obj.reg == "sigreg":
+                gen = torch.Generator().manual_seed(batch["seed"])
+                sub = z[torch.randperm(len(z), generator=gen)[:512].to(z.device)]
+                r = self.sigreg(sub, generator=gen)
+            else:
+                var, cov = vicreg_terms(z)
+                r = var + 0.04 * cov
+            total = total + obj.reg_weight * r
+            metrics["reg"] = float(r.detach())
+        return total, metrics
+
+    def after_step(self, step: int) -> None:
+        pass
+
+    def monitor(self, step: int) -> dict[str, float]:
+        return {}
+
+
+def train_world_model(
+    data: str, run_dir: str, enc: EncoderConfig, pred: PredictorConfig, obj: WorldObjective, train: TrainConfig, encoder_ckpt: str | None = None, device: str = "cpu", val_fraction: float = 0.1
+) -> tuple[WorldModel, dict]:
+    """Train a world model on the dataset at ``data`` (resumable in ``run_dir``).
+
+    Args:
+        encoder_ckpt: a pre-training run's checkpoint directory (its EMA target encoder is
+            loaded), or None to start the encoder from scratch (joint recipe only).
+    """
+    from worldjepa.train.pretrain import load_encoder, set_seed
+
+    probe = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip)
+    meta_d = probe.meta
+    train_eps, val_eps = split_episodes(len(probe.store), val_fraction, seed=0)
+    ds = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip, episodes=train_eps)
+    if obj.recipe == "frozen" and encoder_ckpt is None:
+        raise ValueError("the frozen recipe needs a pre-trained encoder: pass encoder=<pretrain run>/final (or use objective.recipe=joint)")
+    if encoder_ckpt is not None:
+        pre = load_encoder(encoder_ckpt)
+        if pre.cfg != enc:
+            raise ValueError(f"encoder checkpoint {encoder_ckpt} has config {pre.cfg}, but the model config asks for {enc}; use the same model= preset")
+    if meta_d["image_size"] != enc.image_size:
+        raise ValueError(f"dataset frames are {meta_d['image_size']} px but the encoder expects {enc.image_size} px")
+    spec = WorldModelSpec(task=meta_d["task"], image_size=enc.image_size, env_action_dim=meta_d["action_dim"], frameskip=obj.frameskip, proprio_dim=pred.proprio_dim, history=obj.history)
+    set_seed(obj.seed)
+    model = WorldModel(enc, pred, spec)
+    if encoder_ckpt is not None:
+        model.encoder.load_state_dict(pre.state_dict())
+    task = WorldTask(ds, model, obj)
+    meta = {**model.meta(), "objective": asdict(obj), "data": os.path.abspath(data), "train_episodes": train_eps, "val_episodes": val_eps, "encoder_ckpt": encoder_ckpt}
+    metrics = Trainer(task, train, run_dir, meta, device=device).fit()
+    return model.eval(), metrics

@@ -1,0 +1,135 @@
+"""WorldModel: encoder + state pooler + action-conditioned predictor, behind small verbs.
+
+    wm = WorldModel.load("runs/world_reach/final")
+    s = wm.encode(pixels)                         # uint8 (B, T, H, W, 3) -> (B, T, K, D)
+    pred, _ = wm.rollout(s[:, -1:], actions)      # actions (B, H, A_env*frameskip) -> (B, H, K, D)
+    e = wm.energy(pred, wm.encode(goal)[:, 0])    # (B,)
+
+This is what planners (through a cost closure) and evaluation use.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from worldjepa.models.encoder import EncoderConfig, VideoEncoder
+from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
+
+
+@dataclass(frozen=True)
+class WorldModelSpec:
+    """What a world model was trained on; checked when it is used."""
+
+    task: str = "reach"  # task name of the training data
+    image_size: int = 64
+    env_action_dim: int = 2  # the env's action size
+    frameskip: int = 1  # env steps per model step (model action = frameskip env actions)
+    proprio_dim: int = 0  # env proprio size fed to the predictor (0 = not used)
+    history: int = 1  # context steps the model was trained with
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class WorldModel(nn.Module):
+    """Encoder (frozen or trained), attentive pooler to K state tokens, and predictor."""
+
+    def __init__(self, enc: EncoderConfig, pred: PredictorConfig, spec: WorldModelSpec) -> None:
+        super().__init__()
+        if pred.enc_dim != enc.dim or (pred.num_state_tokens == 0 and pred.grid != enc.grid):
+            raise ValueError(f"predictor (enc_dim={pred.enc_dim}, grid={pred.grid}) does not match the encoder (dim={enc.dim}, grid={enc.grid})")
+        if pred.action_dim != spec.env_action_dim * spec.frameskip:
+            raise ValueError(f"predictor action_dim {pred.action_dim} must equal env action dim {spec.env_action_dim} x frameskip {spec.frameskip}")
+        self.enc_cfg, self.pred_cfg, self.spec = enc, pred, spec
+        self.encoder = VideoEncoder(enc)
+        self.pooler = AttentivePooler(enc.dim, pred.num_state_tokens) if pred.num_state_tokens else None
+        self.predictor = ACPredictor(pred)
+
+    @property
+    def action_dim(self) -> int:
+        return self.pred_cfg.action_dim
+
+    # ----- verbs --------------------------------------------------------------------------
+    def pool(self, patches: torch.Tensor) -> torch.Tensor:
+        """Patch tokens (B, T, N, D) -> state tokens (B, T, K, D) (identity when K = all patches)."""
+        if self.pooler is None:
+            return patches
+        B, T = patches.shape[:2]
+        return self.pooler(patches.flatten(0, 1)).view(B, T, -1, patches.shape[-1])
+
+    def encode(self, pixels: torch.Tensor) -> torch.Tensor:
+        """uint8 frames (B, T, H, W, 3) -> state tokens (B, T, K, D). Each frame is encoded on its own."""
+        return self.pool(self.encoder.encode_frames(pixels))
+
+    def check_actions(self, actions: torch.Tensor) -> None:
+        if actions.dim() != 3 or actions.shape[-1] != self.action_dim:
+            raise ValueError(
+                f"actions must have shape (B, H, {self.action_dim}) = frameskip {self.spec.frameskip} x env action dim {self.spec.env_action_dim}, got {tuple(actions.shape)}"
+            )
+        if not torch.isfinite(actions).all():
+            raise ValueError("actions contain NaN or Inf")
+
+    def rollout(
+        self, context: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, context_actions: torch.Tensor | None = None, use_cache: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Predict H future states from C context states.
+
+        Args:
+            context: (B, C, K, D) state tokens of the observed steps.
+            actions: (B, H, A) actions from the last context step on (A = frameskip x env action dim).
+            proprio: (B, C, P) context proprio, if the model uses proprio.
+            context_actions: (B, C-1, A) actions executed between the context steps (needed when C > 1).
+            use_cache: KV-cached rollout (default); False recomputes the growing sequence.
+
+        Returns:
+            states (B, H, K, D) of the H steps after the context, and proprio (B, H, P) or None.
+        """
+        self.check_actions(actions)
+        B, C = context.shape[:2]
+        if self.spec.proprio_dim and proprio is None:
+            raise ValueError(f"this model uses proprio: pass proprio (B, {C}, {self.spec.proprio_dim})")
+        full = actions
+        if C > 1:
+            if context_actions is None or context_actions.shape != (B, C - 1, self.action_dim):
+                raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
+            full = torch.cat([context_actions, actions], dim=1)
+        return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
+
+    @staticmethod
+    def energy(pred: torch.Tensor, goal: torch.Tensor, kind: str = "l1", last_only: bool = True) -> torch.Tensor:
+        """Distance between predicted states (..., H, K, D) and a goal (..., K, D).
+
+        kind: "l1" (mean absolute) or "l2" (mean squared). last_only: final step only, else
+        the mean over all steps. Returns (...,).
+        """
+        if kind not in ("l1", "l2"):
+            raise ValueError(f"energy kind must be 'l1' or 'l2', got {kind!r}")
+        diff = (pred[..., -1:, :, :] if last_only else pred) - goal.unsqueeze(-3)
+        d = diff.abs() if kind == "l1" else diff.pow(2)
+        return d.mean(dim=(-1, -2, -3))
+
+    # ----- persistence --------------------------------------------------------------------
+    def meta(self) -> dict:
+        return {"kind": "world_model", "encoder": self.enc_cfg.to_dict(), "predictor": self.pred_cfg.to_dict(), "spec": self.spec.to_dict()}
+
+    @classmethod
+    def load(cls, path: str, map_location: str | torch.device = "cpu") -> WorldModel:
+        """Load a world-model checkpoint directory strictly (safetensors + meta.json)."""
+        from worldjepa.train.checkpoint import CheckpointError, load_state, load_strict, read_meta
+
+        meta = read_meta(path)
+        if meta.get("kind") != "world_model":
+            raise CheckpointError(f"{path} is a {meta.get('kind', 'unknown')!r} checkpoint, not a world model (train one with `worldjepa train`)")
+        model = cls(EncoderConfig(**meta["encoder"]), PredictorConfig(**meta["predictor"]), WorldModelSpec(**meta["spec"]))
+        state = load_state(path)
+        load_strict(model, state, source=path)
+        return model.to(map_location).eval()
+
+    def save(self, path: str) -> str:
+        from worldjepa.train.checkpoint import save_checkpoint
+
+        return save_checkpoint(os.path.abspath(path), self, self.meta())
