@@ -143,12 +143,16 @@ class ACPredictor(nn.Module):
         x = x + te.unsqueeze(1)
         return x.reshape(B, S * self.cfg.block_size, -1)
 
-    def _read(self, x: torch.Tensor, S: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Outputs -> (next states (B, S, K, E), next proprio (B, S, P) or None)."""
-        B = x.shape[0]
+    def _read(self, x: torch.Tensor, states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Outputs -> (next states (B, S, K, E), next proprio (B, S, P) or None).
+
+        The state head predicts the change of each state token (residual), so an untrained
+        predictor starts at "copy the last state" rather than at zero.
+        """
+        B, S = states.shape[:2]
         x = self.norm(x).view(B, S, self.cfg.block_size, -1)
         st = x[:, :, -self.cfg.tokens_per_state :]  # (B, S, K, d)
-        nxt = self.state_out(st)
+        nxt = states + self.state_out(st)
         prop = self.proprio_out(st.mean(2)) if self.proprio_out is not None else None
         return nxt, prop
 
@@ -182,7 +186,7 @@ class ACPredictor(nn.Module):
         mask = self.block_causal_mask(S, x.device)
         for blk in self.blocks:
             x = blk(x, rope=rope, mask=mask)
-        return self._read(x, S)
+        return self._read(x, states)
 
     # ----- rollout ----------------------------------------------------------------------
     def step(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, cache: list[dict], t0: int) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -205,7 +209,7 @@ class ACPredictor(nn.Module):
             mask = torch.cat([torch.ones(L, past, dtype=torch.bool, device=x.device), new], dim=1) if past else new
         for blk, c in zip(self.blocks, cache):
             x = blk(x, rope=rope, mask=mask, cache=c)
-        return self._read(x, S)
+        return self._read(x, states)
 
     @torch.no_grad()
     def rollout(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -1,0 +1,112 @@
+import csv
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from worldjepa.data.episodes import EpisodeStore
+from worldjepa.eval.rollout_eval import open_loop_errors
+from worldjepa.models.encoder import EncoderConfig
+from worldjepa.models.predictor import PredictorConfig
+from worldjepa.train.checkpoint import CheckpointError, save_checkpoint
+from worldjepa.train.loop import TrainConfig
+from worldjepa.train.pretrain import JEPA, JEPAConfig
+from worldjepa.train.world import WorldObjective, train_world_model
+from worldjepa.world_model import WorldModel, WorldModelSpec
+
+ENC = EncoderConfig(image_size=64, patch=16, tubelet=2, dim=48, depth=2, heads=2)
+
+
+def pred_cfg(**kw):
+    return PredictorConfig(**{"enc_dim": 48, "grid": 4, "num_state_tokens": 2, "action_dim": 2, "proprio_dim": 6, "dim": 48, "depth": 2, "heads": 2, "max_steps": 16, **kw})
+
+
+def tcfg(steps):
+    return TrainConfig(steps=steps, lr=2e-3, warmup=5, ckpt_every=1000, log_every=1, monitor_every=0, progress=False)
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_reach_dataset, tmp_path_factory):
+    """A small frozen-recipe world model (all patch tokens) on the tiny Reach dataset.
+
+    The frozen encoder is a randomly initialised one saved as a pre-training checkpoint:
+    its patch features already carry the arm's pose (see the probe benchmark)."""
+    tmp = tmp_path_factory.mktemp("wm")
+    torch.manual_seed(0)
+    ck = save_checkpoint(str(tmp / "pre"), JEPA(ENC, JEPAConfig()), {"encoder": ENC.to_dict()})
+    obj = WorldObjective(recipe="frozen", clip_len=5, batch_size=16)
+    model, _ = train_world_model(tiny_reach_dataset, str(tmp / "run"), ENC, pred_cfg(num_state_tokens=0), obj, tcfg(300), encoder_ckpt=ck)
+    return model, str(tmp / "run")
+
+
+def test_loss_falls(trained):
+    _, run = trained
+    rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+    tf = [float(r["tf_loss"]) for r in rows]
+    assert np.mean(tf[-10:]) < 0.7 * np.mean(tf[:10])
+
+
+def test_beats_copy_last_and_uses_actions(trained, tiny_reach_dataset):
+    model, _ = trained
+    store = EpisodeStore(tiny_reach_dataset)
+    res = open_loop_errors(model, tiny_reach_dataset, [0, 1, 2], [3], envs.make("reach").unwrapped, horizon=3, clips=12)
+    lat = res["latent"]
+    assert lat["model"][0] < lat["copy_last"][0]
+    assert lat["model"][0] < lat["shuffled"][0]
+    assert len(store) == 4
+
+
+def test_save_load_identical_predictions(trained, tmp_path):
+    model, _ = trained
+    path = model.save(str(tmp_path / "wm"))
+    again = WorldModel.load(path)
+    px = torch.randint(0, 256, (2, 1, 64, 64, 3), dtype=torch.uint8)
+    acts = torch.rand(2, 4, 2) * 2 - 1
+    prop = torch.randn(2, 1, 6)
+    s1, s2 = model.encode(px), again.encode(px)
+    assert torch.equal(s1, s2)
+    p1, q1 = model.rollout(s1, acts, prop)
+    p2, q2 = again.rollout(s2, acts, prop)
+    assert torch.equal(p1, p2) and torch.equal(q1, q2)
+    e = WorldModel.energy(p1, s1[:, 0])
+    assert e.shape == (2,) and torch.all(e >= 0)
+
+
+def test_kv_cache_matches_in_world_model(trained):
+    model, _ = trained
+    s = model.encode(torch.randint(0, 256, (3, 1, 64, 64, 3), dtype=torch.uint8))
+    acts, prop = torch.rand(3, 6, 2) * 2 - 1, torch.randn(3, 1, 6)
+    a, _ = model.rollout(s, acts, prop, use_cache=True)
+    b, _ = model.rollout(s, acts, prop, use_cache=False)
+    torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_bad_inputs(trained, tiny_reach_dataset, tmp_path):
+    model, _ = trained
+    s = model.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8))
+    prop = torch.zeros(1, 1, 6)
+    with pytest.raises(ValueError, match=r"actions must have shape \(B, H, 2\)"):
+        model.rollout(s, torch.zeros(1, 3, 4), prop)
+    with pytest.raises(ValueError, match="NaN"):
+        model.rollout(s, torch.full((1, 3, 2), float("nan")), prop)
+    with pytest.raises(ValueError, match="max_steps=16"):
+        model.rollout(s, torch.zeros(1, 40, 2), prop)
+    with pytest.raises(ValueError, match="pass proprio"):
+        model.rollout(s, torch.zeros(1, 3, 2))
+    # an encoder checkpoint of another shape than the model config
+    other = EncoderConfig(image_size=64, patch=16, tubelet=2, dim=64, depth=2, heads=2)
+    ck = save_checkpoint(str(tmp_path / "pre"), JEPA(other, JEPAConfig()), {"encoder": other.to_dict()})
+    with pytest.raises(ValueError, match="has config .* but the model config asks for"):
+        train_world_model(tiny_reach_dataset, str(tmp_path / "r"), ENC, pred_cfg(), WorldObjective(clip_len=6), tcfg(1), encoder_ckpt=ck)
+    with pytest.raises(ValueError, match="frozen recipe needs a pre-trained encoder"):
+        train_world_model(tiny_reach_dataset, str(tmp_path / "r2"), ENC, pred_cfg(), WorldObjective(clip_len=6), tcfg(1))
+    with pytest.raises(ValueError, match="action_dim 4 must equal env action dim 2 x frameskip 1"):
+        WorldModel(ENC, pred_cfg(action_dim=4), WorldModelSpec(env_action_dim=2, frameskip=1, proprio_dim=6))
+    # the joint recipe with a trainable pooler trains from scratch too
+    run = str(tmp_path / "joint")
+    _, m = train_world_model(tiny_reach_dataset, run, ENC, pred_cfg(), WorldObjective(recipe="joint", clip_len=5, batch_size=8), tcfg(3))
+    assert np.isfinite(m["loss"]) and "reg" in m
+    with pytest.raises(CheckpointError, match="not a world model"):
+        WorldModel.load(ck)
