@@ -1,0 +1,81 @@
+"""Shared planner mechanics: the cost interface, bounds, sampling, clamping, warm starts.
+
+A planner sees a world model only through a cost function::
+
+    cost(actions: (B, N, H, A)) -> (B, N)
+
+B independent problems, N candidate action sequences each, horizon H, action size A.
+Lower is better. Any model, or an analytic function, can be planned over.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+
+class CostFn(Protocol):
+    def __call__(self, actions: torch.Tensor) -> torch.Tensor:
+        """actions (B, N, H, A) -> costs (B, N)."""
+
+
+@dataclass
+class PlanResult:
+    """Output of a planner.
+
+    actions: (B, H, A) best sequence found per problem.
+    cost: (B,) its cost.
+    history: per iteration, {"best": (B,), "mean": (B,)} costs (floats on CPU), for plots.
+    """
+
+    actions: torch.Tensor
+    cost: torch.Tensor
+    history: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Box bounds on each action dimension (scalars or (A,) tensors)."""
+
+    low: float | torch.Tensor = -1.0
+    high: float | torch.Tensor = 1.0
+
+    def clamp(self, a: torch.Tensor) -> torch.Tensor:
+        low = torch.as_tensor(self.low, dtype=a.dtype, device=a.device)
+        high = torch.as_tensor(self.high, dtype=a.dtype, device=a.device)
+        return torch.maximum(torch.minimum(a, high), low)
+
+    def centre_and_half_width(self, like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        low = torch.as_tensor(self.low, dtype=like.dtype, device=like.device)
+        high = torch.as_tensor(self.high, dtype=like.dtype, device=like.device)
+        if torch.any(high <= low):
+            raise ValueError(f"action bounds need high > low, got low={self.low}, high={self.high}")
+        return (low + high) / 2, (high - low) / 2
+
+
+def evaluate(cost: CostFn, actions: torch.Tensor) -> torch.Tensor:
+    """Call the cost and check its output: (B, N) and finite."""
+    B, N = actions.shape[:2]
+    c = cost(actions)
+    if not isinstance(c, torch.Tensor) or c.shape != (B, N):
+        raise ValueError(f"cost must return a tensor of shape (B, N) = ({B}, {N}), got {getattr(c, 'shape', type(c))}")
+    if not torch.isfinite(c).all():
+        bad = int((~torch.isfinite(c)).sum())
+        raise ValueError(f"cost returned {bad} non-finite value(s) (NaN or Inf); check the model and the goal")
+    return c
+
+
+def shift_warm_start(plan: torch.Tensor, steps: int = 1, fill: torch.Tensor | None = None) -> torch.Tensor:
+    """Drop the first ``steps`` actions of (B, H, A) plans and repeat the last one (or ``fill``) at the end."""
+    if steps <= 0:
+        return plan
+    tail = plan[:, -1:].expand(-1, steps, -1) if fill is None else fill.expand(plan.shape[0], steps, plan.shape[2])
+    return torch.cat([plan[:, steps:], tail], dim=1)[:, : plan.shape[1]]
+
+
+def check_positive(**values) -> None:
+    for name, v in values.items():
+        if v <= 0:
+            raise ValueError(f"{name} must be > 0, got {v}")
