@@ -144,7 +144,51 @@ def cmd_train(cfg) -> None:
         report.say(f"open-loop error plot: {png}")
 
 
-HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "train": cmd_train}
+def cmd_plan(cfg) -> None:
+    import json
+
+    import hydra as _hydra
+
+    from worldjepa.eval.planning import evaluate
+    from worldjepa.world_model import WorldModel
+
+    episodes, budget = int(cfg.episodes), int(cfg.budget)
+    if episodes <= 0 or budget <= 0:
+        raise ValueError(f"episodes and budget must be > 0, got {episodes}, {budget}")
+    device = resolve_device(str(cfg.device))
+    wm = WorldModel.load(str(cfg.checkpoint), map_location=device)
+
+    def make_planner():
+        try:
+            return _hydra.utils.instantiate(cfg.planner, action_dim=wm.action_dim)
+        except _hydra.errors.InstantiationException as exc:
+            cause = exc.__cause__ or exc
+            raise ValueError(f"bad planner settings: {cause}") from None
+
+    make_planner()  # fail early on bad planner settings
+    out = str(cfg.out)
+    summary, _ = evaluate(cfg.env.name, wm, make_planner, episodes, budget, int(cfg.execute), str(cfg.energy), media_dir=out, media_episodes=int(cfg.media_episodes), progress=bool(cfg.progress))
+    from omegaconf import OmegaConf
+
+    summary.update(env=cfg.env.name, model=str(cfg.checkpoint), planner=OmegaConf.to_container(cfg.planner), budget=budget, execute=int(cfg.execute), energy=str(cfg.energy))
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "results.json.tmp"), "w") as f:
+        json.dump(summary, f, indent=2)
+    os.replace(os.path.join(out, "results.json.tmp"), os.path.join(out, "results.json"))
+    lo, hi = summary["success_ci95"]
+    report.say(f"{cfg.env.name}: {summary['successes']}/{episodes} episodes reached the goal image")
+    report.table(
+        [
+            ("success rate", f"{summary['success_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%})"),
+            ("final distance", f"{summary['final_distance_mean']:.4f} (task units)"),
+            ("time per replan", f"{summary['replan_seconds_mean']:.3f} s"),
+            ("budget", f"{budget} env steps, planner {cfg.planner._target_.split('.')[-1]}"),
+            ("results", os.path.join(out, "results.json")),
+        ]
+    )
+
+
+HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "train": cmd_train, "plan": cmd_plan}
 
 
 def _run_hydra(name: str, overrides: list[str]) -> int:
@@ -168,6 +212,9 @@ def _run_hydra(name: str, overrides: list[str]) -> int:
             report.error("interrupted; finished work is kept on disk")
             status["code"] = 130
 
+    if name == "plan":
+        # `model` is also the encoder-preset config group; for plan it names the checkpoint
+        overrides = ["checkpoint=" + o[len("model=") :] if o.startswith("model=") else o for o in overrides]
     saved = sys.argv
     sys.argv = [f"worldjepa {name}", *overrides]
     try:
@@ -216,6 +263,7 @@ commands:
   collect     collect rollouts into a dataset (Hydra: worldjepa collect --help)
   pretrain    V-JEPA pre-training of the video encoder (Hydra: worldjepa pretrain --help)
   train       train the action-conditioned world model (Hydra: worldjepa train --help)
+  plan        MPC towards goal images with a trained world model (Hydra: worldjepa plan --help)
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
 """
 

@@ -1,0 +1,185 @@
+"""Goal-image planning runs (DESIGN.md section 3 protocol).
+
+For a fixed list of (start, goal) pairs (seeds 1000, 1001, ...), the planner sees only
+the current observation (pixels and proprio), the goal *image*, and its own
+observations after acting. It is never told whether the goal was reached: it acts until
+the step budget is spent, and success is the task's own criterion at the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from planners import MPC
+from worldjepa.world_model import WorldModel
+
+log = logging.getLogger(__name__)
+
+EVAL_SEED0 = 1000  # episode i of an evaluation uses reset seed EVAL_SEED0 + i
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95 % Wilson score interval for a success rate."""
+    if n == 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1 + z**2 / n
+    centre = (p + z**2 / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z**2 / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def goal_cost(wm: WorldModel, context: torch.Tensor, goal: torch.Tensor, proprio: torch.Tensor | None, energy: str = "l1"):
+    """Cost closure for planners: candidate action sequences -> energy to the goal.
+
+    Args:
+        context: (1, 1, K, D) state tokens of the current observation.
+        goal: (1, K, D) state tokens of the goal image.
+        proprio: (1, 1, P) current proprio, if the model uses it.
+
+    Returns:
+        cost(actions (B, N, H, A)) -> (B, N).
+    """
+
+    @torch.no_grad()
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        B, N, H, A = actions.shape
+        ctx = context.expand(B * N, -1, -1, -1)
+        prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
+        pred, _ = wm.rollout(ctx, actions.reshape(B * N, H, A), prop)  # (B*N, H, K, D)
+        return wm.energy(pred, goal.expand(B * N, -1, -1), kind=energy).view(B, N)
+
+    return cost
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    success: bool
+    final_distance: float
+    replan_seconds: list[float]
+    frames: list[np.ndarray]
+    goal_pixels: np.ndarray
+    energies: list[list[float]]  # per replan, best energy per planner iteration
+
+
+def run_episode(env, wm: WorldModel, planner, seed: int, budget: int, execute: int = 1, energy: str = "l1", keep_frames: bool = False) -> EpisodeResult:
+    """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
+
+    ``budget`` counts env steps; each model action is ``frameskip`` env actions.
+    """
+    spec = wm.spec
+    obs, info = env.reset(seed=seed)
+    goal_px = info["goal_pixels"]
+    if goal_px.shape != (spec.image_size, spec.image_size, 3) or goal_px.dtype != np.uint8:
+        raise ValueError(f"goal image must be uint8 ({spec.image_size}, {spec.image_size}, 3) for this model, got {goal_px.dtype} {goal_px.shape}")
+    device = next(wm.parameters()).device
+    with torch.no_grad():
+        goal = wm.encode(torch.from_numpy(goal_px)[None, None].to(device))[:, 0]  # (1, K, D)
+    state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
+    fs = spec.frameskip
+
+    def observe():
+        return state["obs"]
+
+    def make_cost(o):
+        with torch.no_grad():
+            ctx = wm.encode(torch.from_numpy(o["pixels"])[None, None].to(device))
+        prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
+        return goal_cost(wm, ctx, goal, prop, energy)
+
+    def act(a: torch.Tensor) -> bool:
+        chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
+        for chunk in chunks:
+            o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))
+            state["obs"], state["info"] = o, inf
+            if keep_frames:
+                state["frames"].append(o["pixels"])
+            if terminated or truncated:
+                return True
+        return False
+
+    model_budget = max(1, budget // fs)
+    mpc = MPC(planner, execute=execute, budget=model_budget)
+    log_ = mpc.run(observe, make_cost, act)
+    final = state["info"]
+    energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
+    return EpisodeResult(seed, bool(final["is_success"]), float(final["distance"]), log_.replan_seconds, state["frames"], goal_px, energies)
+
+
+def summarize(results: list[EpisodeResult]) -> dict:
+    n = len(results)
+    k = sum(r.success for r in results)
+    lo, hi = wilson_interval(k, n)
+    times = [t for r in results for t in r.replan_seconds]
+    return {
+        "episodes": n,
+        "successes": k,
+        "success_rate": k / max(n, 1),
+        "success_ci95": [lo, hi],
+        "final_distance_mean": float(np.mean([r.final_distance for r in results])) if results else float("nan"),
+        "replan_seconds_mean": float(np.mean(times)) if times else float("nan"),
+    }
+
+
+def save_episode_media(res: EpisodeResult, gif_path: str, png_path: str | None = None) -> None:
+    """GIF of the executed trajectory beside the goal image; PNG of energy over planner iterations."""
+    import os
+
+    import imageio.v2 as imageio
+
+    frames = [np.concatenate([f, res.goal_pixels], axis=1) for f in res.frames]
+    frames = [np.kron(f, np.ones((3, 3, 1), dtype=np.uint8)) for f in frames]
+    tmp = gif_path + ".tmp.gif"
+    imageio.mimsave(tmp, frames, duration=0.1, loop=0)
+    os.replace(tmp, gif_path)
+    if png_path and res.energies:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(5, 3.2))
+        for i, e in enumerate(res.energies[:: max(1, len(res.energies) // 8)]):
+            ax.plot(e, label=f"replan {i * max(1, len(res.energies) // 8)}")
+        ax.set_xlabel("planner iteration")
+        ax.set_ylabel("best energy")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(png_path, dpi=90)
+        plt.close(fig)
+
+
+def evaluate(env_name: str, wm: WorldModel, make_planner, episodes: int, budget: int, execute: int = 1, energy: str = "l1", media_dir: str | None = None, media_episodes: int = 3, progress: bool = True) -> tuple[dict, list[EpisodeResult]]:
+    """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
+    import os
+
+    from tqdm.auto import tqdm
+
+    import envs
+
+    env = envs.make(env_name, max_episode_steps=budget + 1, image_size=wm.spec.image_size)
+    if wm.spec.task != env_name:
+        raise ValueError(f"the model was trained on {wm.spec.task!r}, not {env_name!r}: train one for {env_name} or pass env={wm.spec.task}")
+    if env.action_space.shape[0] != wm.spec.env_action_dim:
+        raise ValueError(f"the model was trained for {wm.spec.env_action_dim}-D actions, but {env_name} has {env.action_space.shape[0]}-D actions")
+    if wm.spec.proprio_dim and env.observation_space["proprio"].shape[0] != wm.spec.proprio_dim:
+        raise ValueError(f"the model expects {wm.spec.proprio_dim}-D proprio, but {env_name} gives {env.observation_space['proprio'].shape[0]}-D")
+    results = []
+    t0 = time.perf_counter()
+    for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
+        keep = media_dir is not None and i < media_episodes
+        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, energy, keep_frames=keep)
+        results.append(r)
+        if keep:
+            os.makedirs(media_dir, exist_ok=True)
+            save_episode_media(r, os.path.join(media_dir, f"episode_{i:02d}.gif"), os.path.join(media_dir, f"energy_{i:02d}.png"))
+    summary = summarize(results)
+    summary["wall_seconds"] = time.perf_counter() - t0
+    return summary, results
