@@ -110,3 +110,19 @@ def test_bad_inputs(trained, tiny_reach_dataset, tmp_path):
     assert np.isfinite(m["loss"]) and "reg" in m
     with pytest.raises(CheckpointError, match="not a world model"):
         WorldModel.load(ck)
+
+
+def test_planning_episode_and_protocol_errors(trained):
+    from planners import CEM
+    from worldjepa.eval.planning import evaluate, run_episode, wilson_interval
+
+    model, _ = trained
+    summary, results = evaluate("reach", model, lambda: CEM(2, 2, samples=16, elites=4, iterations=2), episodes=1, budget=3, progress=False)
+    assert summary["episodes"] == 1 and 0.0 <= summary["success_ci95"][0] <= summary["success_ci95"][1] <= 1.0
+    assert len(results[0].replan_seconds) == 3 and summary["final_distance_mean"] > 0
+    with pytest.raises(ValueError, match="trained on 'reach', not 'push'"):
+        evaluate("push", model, lambda: CEM(2, 2), episodes=1, budget=3, progress=False)
+    with pytest.raises(ValueError, match=r"goal image must be uint8 \(64, 64, 3\)"):
+        run_episode(envs.make("reach", image_size=32), model, CEM(2, 2, samples=8, elites=2, iterations=1), seed=0, budget=2)
+    lo, hi = wilson_interval(45, 50)
+    assert lo == pytest.approx(0.786, abs=1e-3) and hi == pytest.approx(0.957, abs=1e-3)
