@@ -44,8 +44,8 @@ def main() -> None:
         a = torch.rand(N, H, 2) * 2 - 1
         p = torch.randn(N, 1, 4)
         with torch.no_grad():
-            tc = timed(lambda: pred.rollout(s, a, p, use_cache=True), args.repeats)
-            tu = timed(lambda: pred.rollout(s, a, p, use_cache=False), args.repeats)
+            tc = timed(lambda pred=pred, s=s, a=a, p=p: pred.rollout(s, a, p, use_cache=True), args.repeats)
+            tu = timed(lambda pred=pred, s=s, a=a, p=p: pred.rollout(s, a, p, use_cache=False), args.repeats)
         print(f"{K or 64:>4}{cfg.block_size:>13}{N * H / tc:>16.0f}{N * H / tu:>18.0f}{tu / tc:>10.2f}")
 
 

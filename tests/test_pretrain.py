@@ -8,7 +8,7 @@ from tests.conftest import run_cli
 from worldjepa.data.clips import ClipDataset
 from worldjepa.models.encoder import EncoderConfig, VideoEncoder
 from worldjepa.train.checkpoint import CheckpointError, load_checkpoint, load_state, load_strict, save_checkpoint
-from worldjepa.train.loop import Trainer, TrainConfig, TrainingDiverged, latest_checkpoint, lr_at
+from worldjepa.train.loop import TrainConfig, Trainer, TrainingDiverged, latest_checkpoint, lr_at
 from worldjepa.train.pretrain import JEPAConfig, PretrainTask, load_encoder, pretrain, set_seed
 
 TINY = EncoderConfig(image_size=64, patch=16, tubelet=2, dim=48, depth=2, heads=2)
