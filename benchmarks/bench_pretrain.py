@@ -59,18 +59,32 @@ def main() -> None:
     for reg in args.regs:
         run = os.path.join(args.out, f"{args.task}_{reg}_{args.steps}")
         obj = JEPAConfig(reg=reg, reg_weight=0.05 if reg == "sigreg" else 1.0)
-        train = TrainConfig(steps=args.steps, warmup=min(100, args.steps // 10), ckpt_every=max(50, args.steps // 4), monitor_every=max(10, args.steps // 6), progress=False)
+        train = TrainConfig(
+            steps=args.steps, warmup=min(100, args.steps // 10), ckpt_every=max(50, args.steps // 4), monitor_every=max(10, args.steps // 6), progress=False
+        )
         t = time.perf_counter()
         pretrain(args.data, run, enc_cfg, obj, train)
         wall = time.perf_counter() - t
         mon = [r for r in csv.DictReader(open(os.path.join(run, "metrics.csv"))) if r.get("rankme_tokens")]
-        rows.append((f"EMA + {reg}" if reg != "none" else "EMA only", wall, args.steps * obj.batch_size / wall, (mon[0], mon[-1]), probe(load_encoder(os.path.join(run, "final")), store, env, tr, va)))
+        rows.append(
+            (
+                f"EMA + {reg}" if reg != "none" else "EMA only",
+                wall,
+                args.steps * obj.batch_size / wall,
+                (mon[0], mon[-1]),
+                probe(load_encoder(os.path.join(run, "final")), store, env, tr, va),
+            )
+        )
     keys = list(rows[0][4])
     print(f"task {args.task}: {len(tr)} train / {len(va)} held-out episodes, {args.steps} steps, batch 32, clips of 4 frames")
     print(f"{'encoder':<16}{'wall s':>8}{'clips/s':>9}{'std first->last':>18}{'RankMe first->last':>20}" + "".join(f"{k:>18}" for k in keys))
     for name, wall, cps, mon, pr in rows:
         w = f"{wall:8.0f}{cps:9.1f}" if wall else f"{'-':>8}{'-':>9}"
-        m = f"{float(mon[0]['target_std_mean']):8.3f} ->{float(mon[1]['target_std_mean']):6.3f}{float(mon[0]['rankme_tokens']):10.1f} ->{float(mon[1]['rankme_tokens']):6.1f}" if mon else f"{'-':>18}{'-':>20}"
+        m = (
+            f"{float(mon[0]['target_std_mean']):8.3f} ->{float(mon[1]['target_std_mean']):6.3f}{float(mon[0]['rankme_tokens']):10.1f} ->{float(mon[1]['rankme_tokens']):6.1f}"
+            if mon
+            else f"{'-':>18}{'-':>20}"
+        )
         print(f"{name:<16}{w}{m:>38}" + "".join(f"{pr[k]:>18.3f}" for k in keys))
 
 

@@ -35,7 +35,16 @@ class GoalImageAdapter(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
-    def __init__(self, env: gym.Env, image_size: int = 64, goal_steps: int = 20, success_threshold: float = 0.05, action_repeat: int = 1, render_mode: str | None = None, camera: str = "top") -> None:
+    def __init__(
+        self,
+        env: gym.Env,
+        image_size: int = 64,
+        goal_steps: int = 20,
+        success_threshold: float = 0.05,
+        action_repeat: int = 1,
+        render_mode: str | None = None,
+        camera: str = "top",
+    ) -> None:
         if not hasattr(env, "model") or not hasattr(env, "data"):
             raise TypeError(f"GoalImageAdapter needs a MuJoCo env with .model and .data, got {type(env).__name__}")
         if not isinstance(env.action_space, spaces.Box):

@@ -29,7 +29,19 @@ class CEM:
         seed: the planner's own generator seed.
     """
 
-    def __init__(self, horizon: int, action_dim: int, samples: int = 300, elites: int = 30, iterations: int = 30, std_init: float = 1.0, std_min: float = 0.05, momentum: float = 0.0, bounds: Bounds = Bounds(), seed: int = 0) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        action_dim: int,
+        samples: int = 300,
+        elites: int = 30,
+        iterations: int = 30,
+        std_init: float = 1.0,
+        std_min: float = 0.05,
+        momentum: float = 0.0,
+        bounds: Bounds = Bounds(),
+        seed: int = 0,
+    ) -> None:
         check_positive(horizon=horizon, action_dim=action_dim, samples=samples, elites=elites, iterations=iterations, std_init=std_init)
         if elites > samples:
             raise ValueError(f"elites ({elites}) must not exceed samples ({samples})")

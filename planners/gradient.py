@@ -22,7 +22,9 @@ class GradientPlanner:
         bounds, seed: as for CEM.
     """
 
-    def __init__(self, horizon: int, action_dim: int, samples: int = 8, iterations: int = 50, lr: float = 0.1, bounds: Bounds = Bounds(), seed: int = 0) -> None:
+    def __init__(
+        self, horizon: int, action_dim: int, samples: int = 8, iterations: int = 50, lr: float = 0.1, bounds: Bounds = Bounds(), seed: int = 0
+    ) -> None:
         check_positive(horizon=horizon, action_dim=action_dim, samples=samples, iterations=iterations, lr=lr)
         self.H, self.A, self.N, self.iters, self.lr, self.bounds = horizon, action_dim, samples, iterations, lr, bounds
         self.gen = torch.Generator().manual_seed(seed)

@@ -24,7 +24,19 @@ class MPPI:
         bounds, seed: as for CEM.
     """
 
-    def __init__(self, horizon: int, action_dim: int, samples: int = 300, iterations: int = 10, temperature: float = 0.05, std_init: float = 0.5, std_min: float = 0.05, adapt_std: bool = True, bounds: Bounds = Bounds(), seed: int = 0) -> None:
+    def __init__(
+        self,
+        horizon: int,
+        action_dim: int,
+        samples: int = 300,
+        iterations: int = 10,
+        temperature: float = 0.05,
+        std_init: float = 0.5,
+        std_min: float = 0.05,
+        adapt_std: bool = True,
+        bounds: Bounds = Bounds(),
+        seed: int = 0,
+    ) -> None:
         check_positive(horizon=horizon, action_dim=action_dim, samples=samples, iterations=iterations, temperature=temperature, std_init=std_init)
         self.H, self.A, self.N, self.iters = horizon, action_dim, samples, iterations
         self.temperature, self.std_init, self.std_min, self.adapt_std, self.bounds = temperature, std_init, std_min, adapt_std, bounds

@@ -47,7 +47,7 @@ def test_state_round_trip_bit_for_bit(name):
     env.set_state(saved)
     np.testing.assert_array_equal(env.get_state(), saved)
     second = [env.step(a) for a in actions]
-    for (o1, r1, *_ , i1), (o2, r2, *_, i2) in zip(first, second):
+    for (o1, r1, *_, i1), (o2, r2, *_, i2) in zip(first, second):
         np.testing.assert_array_equal(o1["pixels"], o2["pixels"])
         np.testing.assert_array_equal(o1["proprio"], o2["proprio"])
         np.testing.assert_array_equal(i1["state"], i2["state"])

@@ -87,7 +87,11 @@ class PointMass:
 @pytest.mark.parametrize("name", ["cem", "mppi"])
 def test_mpc_reaches_goal_with_true_dynamics(name):
     env = PointMass([-0.8, 0.5], [0.6, -0.4])
-    planner = CEM(5, 2, samples=100, elites=10, iterations=8, seed=0) if name == "cem" else MPPI(5, 2, samples=100, iterations=8, temperature=0.005, std_min=0.01, seed=0)
+    planner = (
+        CEM(5, 2, samples=100, elites=10, iterations=8, seed=0)
+        if name == "cem"
+        else MPPI(5, 2, samples=100, iterations=8, temperature=0.005, std_min=0.01, seed=0)
+    )
     log = MPC(planner, execute=2, budget=30).run(observe=lambda: env.x.clone(), make_cost=env.rollout_cost, act=env.act)
     assert len(log.actions) == 30 and len(log.replan_seconds) == 15
     assert (env.x - env.goal).norm() < 0.05

@@ -20,7 +20,9 @@ ENC = EncoderConfig(image_size=64, patch=16, tubelet=2, dim=48, depth=2, heads=2
 
 
 def pred_cfg(**kw):
-    return PredictorConfig(**{"enc_dim": 48, "grid": 4, "num_state_tokens": 2, "action_dim": 2, "proprio_dim": 6, "dim": 48, "depth": 2, "heads": 2, "max_steps": 16, **kw})
+    return PredictorConfig(
+        **{"enc_dim": 48, "grid": 4, "num_state_tokens": 2, "action_dim": 2, "proprio_dim": 6, "dim": 48, "depth": 2, "heads": 2, "max_steps": 16, **kw}
+    )
 
 
 def tcfg(steps):

@@ -93,8 +93,14 @@ def cmd_pretrain(cfg) -> None:
     train = _dataclass_from(TrainConfig, cfg.train, "train")
     probe_env = envs.make(cfg.env.name).unwrapped if cfg.probe else None
     run_dir = str(cfg.run_dir)
-    metrics = pretrain(str(cfg.data), run_dir, enc, obj, train, device=resolve_device(str(cfg.device)), val_fraction=float(cfg.val_fraction), probe_env=probe_env)
-    png = plot_metrics(os.path.join(run_dir, "metrics.csv"), os.path.join(run_dir, "curves.png"), ["loss", "pred_loss", "target_std_mean", "rankme_tokens", "sigreg", "vicreg_var"])
+    metrics = pretrain(
+        str(cfg.data), run_dir, enc, obj, train, device=resolve_device(str(cfg.device)), val_fraction=float(cfg.val_fraction), probe_env=probe_env
+    )
+    png = plot_metrics(
+        os.path.join(run_dir, "metrics.csv"),
+        os.path.join(run_dir, "curves.png"),
+        ["loss", "pred_loss", "target_std_mean", "rankme_tokens", "sigreg", "vicreg_var"],
+    )
     report.say(f"pre-training done: {run_dir}/final (encoder weights: target_encoder.*)")
     report.table([(k, f"{v:.4g}") for k, v in metrics.items() if k in ("step", "loss", "target_std_mean", "rankme_tokens") or k.startswith("r2/")])
     if png:
@@ -121,25 +127,36 @@ def cmd_train(cfg) -> None:
     pcfg = OmegaConf.to_container(cfg.predictor, resolve=True)
     store = EpisodeStore(str(cfg.data))
     use_proprio = bool(pcfg.pop("use_proprio"))
-    pcfg.update(enc_dim=enc.dim, grid=enc.grid, action_dim=store.meta["action_dim"] * obj.frameskip, proprio_dim=store.meta["proprio_dim"] if use_proprio else 0)
+    pcfg.update(
+        enc_dim=enc.dim, grid=enc.grid, action_dim=store.meta["action_dim"] * obj.frameskip, proprio_dim=store.meta["proprio_dim"] if use_proprio else 0
+    )
     pred = _dataclass_from(PredictorConfig, OmegaConf.create(pcfg), "predictor")
     encoder = None if str(cfg.encoder) == "scratch" else str(cfg.encoder)
     run_dir = str(cfg.run_dir)
-    model, metrics = train_world_model(str(cfg.data), run_dir, enc, pred, obj, train, encoder_ckpt=encoder, device=resolve_device(str(cfg.device)), val_fraction=float(cfg.val_fraction))
+    model, metrics = train_world_model(
+        str(cfg.data), run_dir, enc, pred, obj, train, encoder_ckpt=encoder, device=resolve_device(str(cfg.device)), val_fraction=float(cfg.val_fraction)
+    )
     plot_metrics(os.path.join(run_dir, "metrics.csv"), os.path.join(run_dir, "curves.png"), ["loss", "tf_loss", "rollout_loss", "reg"])
     report.say(f"world model: {run_dir}/final")
     if int(cfg.eval_horizon) > 0:
         from worldjepa.train.checkpoint import read_meta
 
         meta = read_meta(os.path.join(run_dir, "final"))
-        res = open_loop_errors(model, str(cfg.data), meta["train_episodes"], meta["val_episodes"], envs.make(cfg.env.name).unwrapped, horizon=int(cfg.eval_horizon))
+        res = open_loop_errors(
+            model, str(cfg.data), meta["train_episodes"], meta["val_episodes"], envs.make(cfg.env.name).unwrapped, horizon=int(cfg.eval_horizon)
+        )
         with open(os.path.join(run_dir, "rollout_eval.json"), "w") as f:
             json.dump(res, f, indent=2)
         png = plot_errors(res, os.path.join(run_dir, "rollout_error.png"), f"{cfg.env.name}: open-loop error on held-out episodes")
         rows = []
         for h in sorted({1, min(5, len(res["horizon"])), len(res["horizon"])}):
             lat, pr = res["latent"], res["probe_m"]
-            rows.append((f"h={h}", f"latent {lat['model'][h-1]:.4f} (copy {lat['copy_last'][h-1]:.4f}, shuffled {lat['shuffled'][h-1]:.4f}); {res['probe_name']} {pr['model'][h-1]:.4f} m (copy {pr['copy_last'][h-1]:.4f}, shuffled {pr['shuffled'][h-1]:.4f})"))
+            rows.append(
+                (
+                    f"h={h}",
+                    f"latent {lat['model'][h - 1]:.4f} (copy {lat['copy_last'][h - 1]:.4f}, shuffled {lat['shuffled'][h - 1]:.4f}); {res['probe_name']} {pr['model'][h - 1]:.4f} m (copy {pr['copy_last'][h - 1]:.4f}, shuffled {pr['shuffled'][h - 1]:.4f})",
+                )
+            )
         report.table(rows)
         report.say(f"open-loop error plot: {png}")
 
@@ -167,10 +184,28 @@ def cmd_plan(cfg) -> None:
 
     make_planner()  # fail early on bad planner settings
     out = str(cfg.out)
-    summary, _ = evaluate(cfg.env.name, wm, make_planner, episodes, budget, int(cfg.execute), str(cfg.energy), media_dir=out, media_episodes=int(cfg.media_episodes), progress=bool(cfg.progress))
+    summary, _ = evaluate(
+        cfg.env.name,
+        wm,
+        make_planner,
+        episodes,
+        budget,
+        int(cfg.execute),
+        str(cfg.energy),
+        media_dir=out,
+        media_episodes=int(cfg.media_episodes),
+        progress=bool(cfg.progress),
+    )
     from omegaconf import OmegaConf
 
-    summary.update(env=cfg.env.name, model=str(cfg.checkpoint), planner=OmegaConf.to_container(cfg.planner), budget=budget, execute=int(cfg.execute), energy=str(cfg.energy))
+    summary.update(
+        env=cfg.env.name,
+        model=str(cfg.checkpoint),
+        planner=OmegaConf.to_container(cfg.planner),
+        budget=budget,
+        execute=int(cfg.execute),
+        energy=str(cfg.energy),
+    )
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json.tmp"), "w") as f:
         json.dump(summary, f, indent=2)

@@ -74,7 +74,12 @@ class WorldModel(nn.Module):
             raise ValueError("actions contain NaN or Inf")
 
     def rollout(
-        self, context: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, context_actions: torch.Tensor | None = None, use_cache: bool = True
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        proprio: torch.Tensor | None = None,
+        context_actions: torch.Tensor | None = None,
+        use_cache: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Predict H future states from C context states.
 

@@ -92,5 +92,12 @@ def collect(
         bar.close()
         venv.close()
     elapsed = time.perf_counter() - t0
-    log.info("collected %d episodes (%d frames) in %.1f s: %.0f frames/s -> %s", done, done * episode_len, elapsed, done * episode_len / max(elapsed, 1e-9), store.root)
+    log.info(
+        "collected %d episodes (%d frames) in %.1f s: %.0f frames/s -> %s",
+        done,
+        done * episode_len,
+        elapsed,
+        done * episode_len / max(elapsed, 1e-9),
+        store.root,
+    )
     return store

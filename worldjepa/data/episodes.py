@@ -212,7 +212,9 @@ class EpisodeStore:
         if i not in self._verified:
             digest = sha256(data)
             if digest != entry["sha256"]:
-                raise DatasetCorruptError(f"{path}: checksum mismatch (index says {entry['sha256'][:12]}…, file is {digest[:12]}…); the file is truncated or altered")
+                raise DatasetCorruptError(
+                    f"{path}: checksum mismatch (index says {entry['sha256'][:12]}…, file is {digest[:12]}…); the file is truncated or altered"
+                )
             self._verified.add(i)
         try:
             with np.load(io.BytesIO(data)) as z:

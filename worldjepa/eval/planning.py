@@ -156,7 +156,18 @@ def save_episode_media(res: EpisodeResult, gif_path: str, png_path: str | None =
         plt.close(fig)
 
 
-def evaluate(env_name: str, wm: WorldModel, make_planner, episodes: int, budget: int, execute: int = 1, energy: str = "l1", media_dir: str | None = None, media_episodes: int = 3, progress: bool = True) -> tuple[dict, list[EpisodeResult]]:
+def evaluate(
+    env_name: str,
+    wm: WorldModel,
+    make_planner,
+    episodes: int,
+    budget: int,
+    execute: int = 1,
+    energy: str = "l1",
+    media_dir: str | None = None,
+    media_episodes: int = 3,
+    progress: bool = True,
+) -> tuple[dict, list[EpisodeResult]]:
     """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
     import os
 

@@ -16,7 +16,9 @@ from worldjepa.data.episodes import EpisodeStore
 
 
 @torch.no_grad()
-def frame_features(encoder, store: EpisodeStore, episodes: list[int], stride: int = 2, batch: int = 64, device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def frame_features(
+    encoder, store: EpisodeStore, episodes: list[int], stride: int = 2, batch: int = 64, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """Flattened per-frame token embeddings and the stored states of every ``stride``-th frame.
 
     Returns:

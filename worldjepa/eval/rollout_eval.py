@@ -30,7 +30,9 @@ def _encode_clips(wm, ds: ClipDataset, idx: list[int], device) -> dict[str, torc
 
 
 @torch.no_grad()
-def open_loop_errors(wm, data: str, train_episodes: list[int], test_episodes: list[int], env, horizon: int = 10, clips: int = 64, seed: int = 0, device="cpu") -> dict:
+def open_loop_errors(
+    wm, data: str, train_episodes: list[int], test_episodes: list[int], env, horizon: int = 10, clips: int = 64, seed: int = 0, device="cpu"
+) -> dict:
     """Per-horizon errors of the model and the two baselines (see module docstring).
 
     Returns:

@@ -44,7 +44,9 @@ class PredictorConfig:
         if self.dim % self.heads:
             raise ValueError(f"predictor dim {self.dim} must be divisible by heads {self.heads}")
         if self.num_state_tokens < 0 or self.action_dim <= 0 or self.proprio_dim < 0 or self.max_steps <= 0:
-            raise ValueError(f"invalid predictor sizes: K={self.num_state_tokens}, action_dim={self.action_dim}, proprio_dim={self.proprio_dim}, max_steps={self.max_steps}")
+            raise ValueError(
+                f"invalid predictor sizes: K={self.num_state_tokens}, action_dim={self.action_dim}, proprio_dim={self.proprio_dim}, max_steps={self.max_steps}"
+            )
 
     @property
     def tokens_per_state(self) -> int:
@@ -161,7 +163,9 @@ class ACPredictor(nn.Module):
         if actions.dim() != 3 or actions.shape[-1] != cfg.action_dim:
             raise ValueError(f"actions must have shape (B, T, {cfg.action_dim}), got {tuple(actions.shape)}")
         if states.dim() != 4 or states.shape[2:] != (cfg.tokens_per_state, cfg.enc_dim) or states.shape[:2] != actions.shape[:2]:
-            raise ValueError(f"states must have shape (B, T, {cfg.tokens_per_state}, {cfg.enc_dim}) matching actions {tuple(actions.shape[:2])}, got {tuple(states.shape)}")
+            raise ValueError(
+                f"states must have shape (B, T, {cfg.tokens_per_state}, {cfg.enc_dim}) matching actions {tuple(actions.shape[:2])}, got {tuple(states.shape)}"
+            )
         if not torch.isfinite(actions).all():
             raise ValueError("actions contain NaN or Inf")
         if states.shape[1] > cfg.max_steps:
@@ -189,7 +193,9 @@ class ACPredictor(nn.Module):
         return self._read(x, states)
 
     # ----- rollout ----------------------------------------------------------------------
-    def step(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, cache: list[dict], t0: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def step(
+        self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, cache: list[dict], t0: int
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Append S new steps starting at step t0 to a KV cache and return their predictions.
 
         ``cache`` is a list with one dict per block (start with ``[{} for _ in blocks]``).
@@ -212,7 +218,9 @@ class ACPredictor(nn.Module):
         return self._read(x, states)
 
     @torch.no_grad()
-    def rollout(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def rollout(
+        self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Autoregressive rollout from a context.
 
         Args:

@@ -31,7 +31,9 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None, cache: dict | None = None) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor] | None = None, mask: torch.Tensor | None = None, cache: dict | None = None
+    ) -> torch.Tensor:
         """x (B, N, D) -> (B, N, D).
 
         mask: boolean (N, N_total) or (B, 1, N, N_total), True where attention is allowed.

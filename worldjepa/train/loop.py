@@ -108,7 +108,9 @@ def latest_checkpoint(run_dir: str) -> str | None:
     root = os.path.join(run_dir, "checkpoints")
     if not os.path.isdir(root):
         return None
-    steps = sorted(int(n.split("_")[1]) for n in os.listdir(root) if n.startswith("step_") and n[5:].isdigit() and os.path.exists(os.path.join(root, n, "meta.json")))
+    steps = sorted(
+        int(n.split("_")[1]) for n in os.listdir(root) if n.startswith("step_") and n[5:].isdigit() and os.path.exists(os.path.join(root, n, "meta.json"))
+    )
     return os.path.join(root, f"step_{steps[-1]:07d}") if steps else None
 
 
@@ -186,7 +188,9 @@ class Trainer:
                 loss.backward()
                 gnorm = torch.nn.utils.clip_grad_norm_(self.task.module.parameters(), cfg.grad_clip if cfg.grad_clip > 0 else float("inf"))
                 if not torch.isfinite(gnorm):
-                    raise TrainingDiverged(f"gradient norm became {gnorm.item()} at step {step}; stopping. Last good checkpoint: {self.last_good or 'none yet'}")
+                    raise TrainingDiverged(
+                        f"gradient norm became {gnorm.item()} at step {step}; stopping. Last good checkpoint: {self.last_good or 'none yet'}"
+                    )
                 self.optimizer.step()
                 self.task.after_step(step)
                 self.step += 1
@@ -194,7 +198,14 @@ class Trainer:
                 bar.update(1)
                 if self.step % cfg.log_every == 0 or self.step == cfg.steps:
                     now = time.perf_counter()
-                    row = {"step": self.step, "lr": lr, "loss": float(loss.detach()), "grad_norm": float(gnorm), **metrics, "steps_per_s": n_last / max(now - t_last, 1e-9)}
+                    row = {
+                        "step": self.step,
+                        "lr": lr,
+                        "loss": float(loss.detach()),
+                        "grad_norm": float(gnorm),
+                        **metrics,
+                        "steps_per_s": n_last / max(now - t_last, 1e-9),
+                    }
                     t_last, n_last = now, 0
                     if cfg.monitor_every and (self.step % cfg.monitor_every == 0 or self.step == cfg.steps):
                         row.update(self.task.monitor(self.step))

@@ -157,7 +157,9 @@ class PretrainTask:
         return out
 
 
-def pretrain(data: str, run_dir: str, enc: EncoderConfig, obj: JEPAConfig, train: TrainConfig, device: str = "cpu", val_fraction: float = 0.1, probe_env=None) -> dict:
+def pretrain(
+    data: str, run_dir: str, enc: EncoderConfig, obj: JEPAConfig, train: TrainConfig, device: str = "cpu", val_fraction: float = 0.1, probe_env=None
+) -> dict:
     """Pre-train an encoder on the dataset at ``data``; resumable in ``run_dir``.
 
     Returns:
@@ -171,7 +173,15 @@ def pretrain(data: str, run_dir: str, enc: EncoderConfig, obj: JEPAConfig, train
     va = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip, episodes=val_eps)
     set_seed(obj.seed)  # the same seed gives the same initial weights
     task = PretrainTask(tr, va, enc, obj, train.steps)
-    meta = {"kind": "jepa_pretrain", "encoder": enc.to_dict(), "objective": asdict(obj), "data": os.path.abspath(data), "task": tr.meta["task"], "train_episodes": train_eps, "val_episodes": val_eps}
+    meta = {
+        "kind": "jepa_pretrain",
+        "encoder": enc.to_dict(),
+        "objective": asdict(obj),
+        "data": os.path.abspath(data),
+        "task": tr.meta["task"],
+        "train_episodes": train_eps,
+        "val_episodes": val_eps,
+    }
     trainer = Trainer(task, train, run_dir, meta, device=device)
     metrics = trainer.fit()
     if probe_env is not None:

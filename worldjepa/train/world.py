@@ -146,7 +146,15 @@ class WorldTask:
 
 
 def train_world_model(
-    data: str, run_dir: str, enc: EncoderConfig, pred: PredictorConfig, obj: WorldObjective, train: TrainConfig, encoder_ckpt: str | None = None, device: str = "cpu", val_fraction: float = 0.1
+    data: str,
+    run_dir: str,
+    enc: EncoderConfig,
+    pred: PredictorConfig,
+    obj: WorldObjective,
+    train: TrainConfig,
+    encoder_ckpt: str | None = None,
+    device: str = "cpu",
+    val_fraction: float = 0.1,
 ) -> tuple[WorldModel, dict]:
     """Train a world model on the dataset at ``data`` (resumable in ``run_dir``).
 
@@ -168,12 +176,26 @@ def train_world_model(
             raise ValueError(f"encoder checkpoint {encoder_ckpt} has config {pre.cfg}, but the model config asks for {enc}; use the same model= preset")
     if meta_d["image_size"] != enc.image_size:
         raise ValueError(f"dataset frames are {meta_d['image_size']} px but the encoder expects {enc.image_size} px")
-    spec = WorldModelSpec(task=meta_d["task"], image_size=enc.image_size, env_action_dim=meta_d["action_dim"], frameskip=obj.frameskip, proprio_dim=pred.proprio_dim, history=obj.history)
+    spec = WorldModelSpec(
+        task=meta_d["task"],
+        image_size=enc.image_size,
+        env_action_dim=meta_d["action_dim"],
+        frameskip=obj.frameskip,
+        proprio_dim=pred.proprio_dim,
+        history=obj.history,
+    )
     set_seed(obj.seed)
     model = WorldModel(enc, pred, spec)
     if encoder_ckpt is not None:
         model.encoder.load_state_dict(pre.state_dict())
     task = WorldTask(ds, model, obj)
-    meta = {**model.meta(), "objective": asdict(obj), "data": os.path.abspath(data), "train_episodes": train_eps, "val_episodes": val_eps, "encoder_ckpt": encoder_ckpt}
+    meta = {
+        **model.meta(),
+        "objective": asdict(obj),
+        "data": os.path.abspath(data),
+        "train_episodes": train_eps,
+        "val_episodes": val_eps,
+        "encoder_ckpt": encoder_ckpt,
+    }
     metrics = Trainer(task, train, run_dir, meta, device=device).fit()
     return model.eval(), metrics
