@@ -223,7 +223,51 @@ def cmd_plan(cfg) -> None:
     )
 
 
-HYDRA_COMMANDS: dict[str, Callable] = {"collect": cmd_collect, "pretrain": cmd_pretrain, "train": cmd_train, "plan": cmd_plan}
+def cmd_pipeline(cfg) -> None:
+    """Each stage composes its own sub-command's config, so defaults stay in one place."""
+    import time
+
+    from hydra import compose
+    from omegaconf import open_dict
+
+    from worldjepa.data.episodes import EpisodeStore
+
+    root, env = str(cfg.root), str(cfg.env.name)
+    data, pre, world, plan = (os.path.join(root, d) for d in ("data", "pretrain", "world", "plan"))
+    t0 = time.perf_counter()
+    have = len(EpisodeStore(data)) if os.path.exists(os.path.join(data, "dataset.json")) else 0
+    if have < int(cfg.episodes):
+        report.say(f"[1/4] collecting {int(cfg.episodes) - have} episodes of {env}")
+        cmd_collect(compose("collect", overrides=[f"env={env}", f"episodes={int(cfg.episodes) - have}", f"out={data}", f"workers={int(cfg.workers)}"]))
+    else:
+        report.say(f"[1/4] dataset {data} has {have} episodes: kept")
+    if not os.path.exists(os.path.join(pre, "final", "meta.json")):
+        report.say("[2/4] pre-training the encoder")
+        cmd_pretrain(
+            compose("pretrain", overrides=[f"env={env}", f"data={data}", f"run_dir={pre}", f"train.steps={int(cfg.pretrain_steps)}", f"device={cfg.device}"])
+        )
+    else:
+        report.say(f"[2/4] encoder {pre}/final exists: kept")
+    if not os.path.exists(os.path.join(world, "final", "meta.json")):
+        report.say("[3/4] training the world model")
+        wcfg = compose(
+            "train",
+            overrides=[f"env={env}", f"data={data}", f"encoder={pre}/final", f"run_dir={world}", f"train.steps={int(cfg.train_steps)}", f"device={cfg.device}"],
+        )
+        with open_dict(wcfg):
+            wcfg.predictor = cfg.predictor
+        cmd_train(wcfg)
+    else:
+        report.say(f"[3/4] world model {world}/final exists: kept")
+    report.say("[4/4] planning towards goal images")
+    pcfg = compose("plan", overrides=[f"env={env}", f"checkpoint={world}/final", f"episodes={int(cfg.plan_episodes)}", f"out={plan}", f"device={cfg.device}"])
+    with open_dict(pcfg):
+        pcfg.planner = cfg.planner
+    cmd_plan(pcfg)
+    report.say(f"pipeline {env} done in {time.perf_counter() - t0:.0f} s")
+
+
+HYDRA_COMMANDS: dict[str, Callable] = {"pipeline": cmd_pipeline, "collect": cmd_collect, "pretrain": cmd_pretrain, "train": cmd_train, "plan": cmd_plan}
 
 
 def _run_hydra(name: str, overrides: list[str]) -> int:
@@ -299,6 +343,7 @@ commands:
   pretrain    V-JEPA pre-training of the video encoder (Hydra: worldjepa pretrain --help)
   train       train the action-conditioned world model (Hydra: worldjepa train --help)
   plan        MPC towards goal images with a trained world model (Hydra: worldjepa plan --help)
+  pipeline    collect -> pretrain -> train -> plan in one resumable command
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
 """
 
