@@ -47,7 +47,7 @@ def main() -> None:
     print()
     print("| Reach model | latent L1 h=1 / 5 / 10 | probe error (m) h=1 / 5 / 10 | copy-last probe h=10 | rollout steps/s (300 x 5) |")
     print("|---|---|---|---|---|")
-    for name, label in (("world_reach", "frozen, K=1"), ("abl_reach_K4", "frozen, K=4"), ("abl_reach_K16", "frozen, K=16"), ("abl_reach_K0", "frozen, K=all 64"), ("abl_reach_joint", "joint from scratch, K=1")):
+    for name, label in (("abl_reach_K1", "frozen, K=1"), ("abl_reach_K4", "frozen, K=4"), ("abl_reach_K16", "frozen, K=16"), ("abl_reach_K0", "frozen, K=all 64"), ("abl_reach_joint", "joint from scratch, K=1")):
         path = os.path.join(runs, name, "rollout_eval.json")
         if not os.path.exists(path):
             continue
