@@ -43,18 +43,28 @@ def main() -> None:
         for h in (1, 5, 10):
             lat, pr = r["latent"], r["probe_m"]
             m, c, s = lat["model"][h - 1], lat["copy_last"][h - 1], lat["shuffled"][h - 1]
-            print(f"| {task} ({r['probe_name']}) | {h} | {m:.4f} | {c:.4f} | {s:.4f} | {c / m:.2f} | {s / m:.2f} | {pr['model'][h - 1]:.4f} | {pr['copy_last'][h - 1]:.4f} | {pr['shuffled'][h - 1]:.4f} |")
+            print(
+                f"| {task} ({r['probe_name']}) | {h} | {m:.4f} | {c:.4f} | {s:.4f} | {c / m:.2f} | {s / m:.2f} | {pr['model'][h - 1]:.4f} | {pr['copy_last'][h - 1]:.4f} | {pr['shuffled'][h - 1]:.4f} |"
+            )
     print()
     print("| Reach model | latent L1 h=1 / 5 / 10 | probe error (m) h=1 / 5 / 10 | copy-last probe h=10 | rollout steps/s (300 x 5) |")
     print("|---|---|---|---|---|")
-    for name, label in (("abl_reach_K1", "frozen, K=1"), ("abl_reach_K4", "frozen, K=4"), ("abl_reach_K16", "frozen, K=16"), ("abl_reach_K0", "frozen, K=all 64"), ("abl_reach_joint", "joint from scratch, K=1")):
+    for name, label in (
+        ("abl_reach_K1", "frozen, K=1"),
+        ("abl_reach_K4", "frozen, K=4"),
+        ("abl_reach_K16", "frozen, K=16"),
+        ("abl_reach_K0", "frozen, K=all 64"),
+        ("abl_reach_joint", "joint from scratch, K=1"),
+    ):
         path = os.path.join(runs, name, "rollout_eval.json")
         if not os.path.exists(path):
             continue
         r = json.load(open(path))
         lat, pr = r["latent"]["model"], r["probe_m"]["model"]
         speed = rollout_speed(WorldModel.load(os.path.join(runs, name, "final")))
-        print(f"| {label} | {lat[0]:.4f} / {lat[4]:.4f} / {lat[9]:.4f} | {pr[0]:.4f} / {pr[4]:.4f} / {pr[9]:.4f} | {r['probe_m']['copy_last'][9]:.4f} | {speed:.0f} |")
+        print(
+            f"| {label} | {lat[0]:.4f} / {lat[4]:.4f} / {lat[9]:.4f} | {pr[0]:.4f} / {pr[4]:.4f} / {pr[9]:.4f} | {r['probe_m']['copy_last'][9]:.4f} | {speed:.0f} |"
+        )
 
 
 if __name__ == "__main__":

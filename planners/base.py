@@ -79,3 +79,42 @@ def check_positive(**values) -> None:
     for name, v in values.items():
         if v <= 0:
             raise ValueError(f"{name} must be > 0, got {v}")
+
+
+def initial_mean_std(
+    bounds: Bounds, batch: int, horizon: int, action_dim: int, std_init: float, init: torch.Tensor | None, device
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Starting mean (bounds' centre, or ``init``), std (``std_init`` x half width), and half width."""
+    centre, half = bounds.centre_and_half_width(torch.zeros(1, device=device))
+    mean = centre.expand(batch, horizon, action_dim).clone() if init is None else init.to(device).clone()
+    if mean.shape != (batch, horizon, action_dim):
+        raise ValueError(f"init must have shape ({batch}, {horizon}, {action_dim}), got {tuple(mean.shape)}")
+    std = (std_init * half).expand(batch, horizon, action_dim).clone()
+    return mean, std, half
+
+
+def sample_around(mean: torch.Tensor, std: torch.Tensor, samples: int, bounds: Bounds, gen: torch.Generator) -> torch.Tensor:
+    """(B, N, H, A) candidates: the mean itself, then N - 1 Gaussian samples, clamped to bounds."""
+    B, H, A = mean.shape
+    noise = torch.randn(B, samples - 1, H, A, generator=gen).to(mean.device)
+    return bounds.clamp(torch.cat([mean.unsqueeze(1), mean.unsqueeze(1) + std.unsqueeze(1) * noise], dim=1))
+
+
+class BestTracker:
+    """Keeps the cheapest candidate seen over iterations, and the per-iteration history."""
+
+    def __init__(self, mean: torch.Tensor) -> None:
+        self.actions = mean.clone()
+        self.cost = torch.full((mean.shape[0],), float("inf"), device=mean.device)
+        self.history: list[dict[str, torch.Tensor]] = []
+
+    def update(self, cand: torch.Tensor, costs: torch.Tensor) -> None:
+        i = costs.argmin(1)
+        it_best = costs.gather(1, i[:, None]).squeeze(1)
+        improved = it_best < self.cost
+        self.cost = torch.where(improved, it_best, self.cost)
+        self.actions = torch.where(improved[:, None, None], cand[torch.arange(cand.shape[0]), i], self.actions)
+        self.history.append({"best": it_best.detach().cpu(), "mean": costs.mean(1).detach().cpu()})
+
+    def result(self) -> PlanResult:
+        return PlanResult(self.actions, self.cost, self.history)

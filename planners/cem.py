@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from planners.base import Bounds, CostFn, PlanResult, check_positive, evaluate
+from planners.base import BestTracker, Bounds, CostFn, PlanResult, check_positive, evaluate, initial_mean_std, sample_around
 
 
 class CEM:
@@ -53,27 +53,15 @@ class CEM:
 
     def plan(self, cost: CostFn, batch: int = 1, init: torch.Tensor | None = None, device: torch.device | str = "cpu") -> PlanResult:
         """Minimise ``cost`` for ``batch`` problems; ``init`` (B, H, A) warm-starts the mean."""
-        ref = torch.zeros(1, device=device)
-        centre, half = self.bounds.centre_and_half_width(ref)
-        mean = centre.expand(batch, self.H, self.A).clone() if init is None else init.to(device).clone()
-        if mean.shape != (batch, self.H, self.A):
-            raise ValueError(f"init must have shape ({batch}, {self.H}, {self.A}), got {tuple(mean.shape)}")
-        std = (self.std_init * half).expand(batch, self.H, self.A).clone()
-        best_a, best_c = mean.clone(), torch.full((batch,), float("inf"), device=device)
-        history = []
+        mean, std, half = initial_mean_std(self.bounds, batch, self.H, self.A, self.std_init, init, device)
+        best = BestTracker(mean)
         for _ in range(self.iters):
-            noise = torch.randn(batch, self.N - 1, self.H, self.A, generator=self.gen).to(device)
-            cand = torch.cat([mean.unsqueeze(1), mean.unsqueeze(1) + std.unsqueeze(1) * noise], dim=1)  # (B, N, H, A)
-            cand = self.bounds.clamp(cand)
+            cand = sample_around(mean, std, self.N, self.bounds, self.gen)  # (B, N, H, A)
             c = evaluate(cost, cand)  # (B, N)
             top = c.topk(self.K, dim=1, largest=False).indices  # (B, K)
             elite = torch.gather(cand, 1, top[:, :, None, None].expand(-1, -1, self.H, self.A))
             m = self.momentum
             mean = m * mean + (1 - m) * elite.mean(1)
             std = (m * std + (1 - m) * elite.std(1, unbiased=False)).clamp_min(self.std_min * float(half.min()))
-            it_best = c.gather(1, top[:, :1]).squeeze(1)
-            improved = it_best < best_c
-            best_c = torch.where(improved, it_best, best_c)
-            best_a = torch.where(improved[:, None, None], cand[torch.arange(batch), top[:, 0]], best_a)
-            history.append({"best": it_best.detach().cpu(), "mean": c.mean(1).detach().cpu()})
-        return PlanResult(best_a, best_c, history)
+            best.update(cand, c)
+        return best.result()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from planners.base import Bounds, CostFn, PlanResult, check_positive, evaluate
+from planners.base import Bounds, CostFn, PlanResult, check_positive, evaluate, initial_mean_std
 
 
 class GradientPlanner:
@@ -30,11 +30,8 @@ class GradientPlanner:
         self.gen = torch.Generator().manual_seed(seed)
 
     def plan(self, cost: CostFn, batch: int = 1, init: torch.Tensor | None = None, device: torch.device | str = "cpu") -> PlanResult:
-        ref = torch.zeros(1, device=device)
-        centre, half = self.bounds.centre_and_half_width(ref)
-        start = centre.expand(batch, self.H, self.A).clone() if init is None else init.to(device).clone()
-        if start.shape != (batch, self.H, self.A):
-            raise ValueError(f"init must have shape ({batch}, {self.H}, {self.A}), got {tuple(start.shape)}")
+        start, _, half = initial_mean_std(self.bounds, batch, self.H, self.A, 1.0, init, device)
+        centre, _ = self.bounds.centre_and_half_width(start)
         rand = centre + half * (2 * torch.rand(batch, self.N - 1, self.H, self.A, generator=self.gen).to(device) - 1)
         a = torch.cat([start.unsqueeze(1), rand], dim=1).requires_grad_(True)  # (B, N, H, A)
         opt = torch.optim.Adam([a], lr=self.lr)
