@@ -185,16 +185,12 @@ def pretrain(
     trainer = Trainer(task, train, run_dir, meta, device=device)
     metrics = trainer.fit()
     if probe_env is not None:
-        res = probe_encoder_split(task.module.target_encoder, tr.store, probe_env, train_eps, val_eps, device)
+        from worldjepa.eval.probe import probe_encoder
+
+        res = probe_encoder(task.module.target_encoder, tr.store, probe_env, train_eps, val_eps, device=device)
         metrics.update(res)
         log.info("probe R^2 on held-out episodes: %s", {k: round(v, 3) for k, v in res.items()})
     return metrics
-
-
-def probe_encoder_split(encoder, store, env, train_eps, val_eps, device="cpu") -> dict:
-    from worldjepa.eval.probe import probe_encoder
-
-    return probe_encoder(encoder, store, env, train_eps, val_eps, device=device)
 
 
 def load_encoder(path: str, which: str = "target_encoder") -> VideoEncoder:
