@@ -86,6 +86,9 @@ class ACPredictor(nn.Module):
         self.cfg = cfg
         d = cfg.dim
         self.action_in = nn.Linear(cfg.action_dim, d)
+        # the action is also added to every state token of its step (FiLM-style shift):
+        # as one token among 66 it reached the state tokens too weakly to be learned
+        self.action_to_state = nn.Sequential(nn.Linear(cfg.action_dim, d), nn.LayerNorm(d))
         self.proprio_in = nn.Linear(cfg.proprio_dim, d) if cfg.proprio_dim else None
         self.state_in = nn.Linear(cfg.enc_dim, d)
         n_types = 1 + (1 if cfg.proprio_dim else 0) + (cfg.num_state_tokens or 1)
@@ -137,7 +140,7 @@ class ACPredictor(nn.Module):
             if proprio is None:
                 raise ValueError(f"this predictor was built with proprio_dim={self.cfg.proprio_dim}; pass proprio (B, T, {self.cfg.proprio_dim})")
             parts.append(self.proprio_in(proprio).unsqueeze(2))
-        parts.append(self.state_in(states))  # (B, S, K, d)
+        parts.append(self.state_in(states) + self.action_to_state(actions).unsqueeze(2))  # (B, S, K, d)
         x = torch.cat(parts, dim=2)  # (B, S, bs, d)
         te = self.type_embed
         if not self.cfg.num_state_tokens:  # all patches share one "state" type embedding
