@@ -140,10 +140,7 @@ def save_episode_media(res: EpisodeResult, gif_path: str, png_path: str | None =
     imageio.mimsave(tmp, frames, duration=0.1, loop=0)
     os.replace(tmp, gif_path)
     if png_path and res.energies:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from worldjepa.eval.plots import plt, save_figure
 
         fig, ax = plt.subplots(figsize=(5, 3.2))
         for i, e in enumerate(res.energies[:: max(1, len(res.energies) // 8)]):
@@ -152,8 +149,7 @@ def save_episode_media(res: EpisodeResult, gif_path: str, png_path: str | None =
         ax.set_ylabel("best energy")
         ax.legend(fontsize=7)
         fig.tight_layout()
-        fig.savefig(png_path, dpi=90)
-        plt.close(fig)
+        save_figure(fig, png_path)
 
 
 def evaluate(

@@ -11,6 +11,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
+def save_figure(fig, path: str, dpi: int = 90) -> str:
+    """Write a matplotlib figure to ``path`` through a temporary file and a rename, then close it."""
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def plot_metrics(csv_path: str, out_png: str, keys: list[str]) -> str | None:
     """One panel per metric in ``keys`` (those present), against step. Returns the PNG path."""
     with open(csv_path, newline="") as f:
@@ -25,8 +34,4 @@ def plot_metrics(csv_path: str, out_png: str, keys: list[str]) -> str | None:
         ax.set_title(key)
         ax.set_xlabel("step")
     fig.tight_layout()
-    tmp = out_png + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, out_png)
-    return out_png
+    return save_figure(fig, out_png)

@@ -79,12 +79,7 @@ def open_loop_errors(
 
 
 def plot_errors(res: dict, path: str, title: str = "") -> str:
-    import os
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from worldjepa.eval.plots import plt, save_figure
 
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.4))
     for ax, key, label in ((axes[0], "latent", "latent L1"), (axes[1], "probe_m", f"probe error of {res['probe_name']} (m)")):
@@ -95,8 +90,4 @@ def plot_errors(res: dict, path: str, title: str = "") -> str:
         ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=90)
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
+    return save_figure(fig, path)
