@@ -112,7 +112,6 @@ def cmd_train(cfg) -> None:
 
     from omegaconf import OmegaConf
 
-    import envs
     from worldjepa.data.episodes import EpisodeStore
     from worldjepa.eval.plots import plot_metrics
     from worldjepa.eval.rollout_eval import open_loop_errors, plot_errors
@@ -139,6 +138,7 @@ def cmd_train(cfg) -> None:
     plot_metrics(os.path.join(run_dir, "metrics.csv"), os.path.join(run_dir, "curves.png"), ["loss", "tf_loss", "rollout_loss", "reg"])
     report.say(f"world model: {run_dir}/final")
     if int(cfg.eval_horizon) > 0:
+        import envs  # only the evaluation needs the simulator (for the probed quantity)
         from worldjepa.train.checkpoint import read_meta
 
         meta = read_meta(os.path.join(run_dir, "final"))
@@ -195,6 +195,8 @@ def cmd_plan(cfg) -> None:
         media_dir=out,
         media_episodes=int(cfg.media_episodes),
         progress=bool(cfg.progress),
+        proprio_weight=float(cfg.energy_proprio_weight),
+        all_steps=bool(cfg.energy_all_steps),
     )
     from omegaconf import OmegaConf
 
@@ -205,6 +207,8 @@ def cmd_plan(cfg) -> None:
         budget=budget,
         execute=int(cfg.execute),
         energy=str(cfg.energy),
+        energy_proprio_weight=float(cfg.energy_proprio_weight),
+        energy_all_steps=bool(cfg.energy_all_steps),
     )
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json.tmp"), "w") as f:

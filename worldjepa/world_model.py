@@ -18,6 +18,7 @@ from torch import nn
 
 from worldjepa.models.encoder import EncoderConfig, VideoEncoder
 from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
+from worldjepa.models.vit import mlp
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,23 @@ class WorldModel(nn.Module):
             raise ValueError(f"predictor action_dim {pred.action_dim} must equal env action dim {spec.env_action_dim} x frameskip {spec.frameskip}")
         self.enc_cfg, self.pred_cfg, self.spec = enc, pred, spec
         self.encoder = VideoEncoder(enc)
-        self.pooler = AttentivePooler(enc.dim, pred.num_state_tokens) if pred.num_state_tokens else None
+        self.pooler = AttentivePooler(enc.dim, pred.num_state_tokens, grid=enc.grid) if pred.num_state_tokens else None
         self.predictor = ACPredictor(pred)
+        # inverse dynamics (PLDM): which action links two consecutive states; trained as an
+        # auxiliary loss so the state tokens keep what the actions control
+        self.idm = mlp(2 * enc.dim, [pred.idm_hidden], pred.action_dim) if pred.idm_hidden else None
+        # proprio read from the state tokens alone: what the planner compares the predicted
+        # proprio with, since a goal is given only as an image (DESIGN.md section 3)
+        if pred.proprio_decoder_hidden and not pred.proprio_dim:
+            raise ValueError("predictor.proprio_decoder_hidden > 0 needs a model that uses proprio (use_proprio: true)")
+        # it reads the flattened patch tokens: where things are is in which patch shows them
+        n_in = enc.grid * enc.grid * enc.dim
+        self.proprio_decoder = mlp(n_in, [pred.proprio_decoder_hidden] * 2, pred.proprio_dim) if pred.proprio_decoder_hidden else None
+        if self.proprio_decoder is not None:
+            # running mean absolute error of each decoded proprio dimension (updated in training):
+            # the planner weighs each dimension by 1 / error, so what one image cannot show
+            # (velocities) counts little and what it shows well (positions) counts most
+            self.register_buffer("proprio_decoder_err", torch.ones(pred.proprio_dim))
 
     @property
     def action_dim(self) -> int:
@@ -60,6 +76,29 @@ class WorldModel(nn.Module):
             return patches
         B, T = patches.shape[:2]
         return self.pooler(patches.flatten(0, 1)).view(B, T, -1, patches.shape[-1])
+
+    def inverse_dynamics(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
+        """Action predicted between state tokens s0 and s1 (..., K, D) -> (..., A)."""
+        if self.idm is None:
+            raise ValueError("this model has no inverse-dynamics head (predictor.idm_hidden = 0)")
+        return self.idm(torch.cat([s0.mean(-2), s1.mean(-2)], dim=-1))
+
+    def decode_proprio(self, patches: torch.Tensor) -> torch.Tensor:
+        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image."""
+        if self.proprio_decoder is None:
+            raise ValueError("this model has no proprio decoder (predictor.proprio_decoder_hidden = 0)")
+        return self.proprio_decoder(patches.flatten(-2))
+
+    def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
+        """Mean over dimensions of |pred - goal| / (decoder error), (..., P) -> (...)."""
+        return ((pred - goal).abs() / self.proprio_decoder_err.clamp_min(1e-3)).mean(-1)
+
+    @torch.no_grad()
+    def encode_goal(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A goal image (B, H, W, 3) uint8 -> state tokens (B, K, D) and the proprio read from it (B, P) or None."""
+        patches = self.encoder.encode_frames(pixels[:, None])  # (B, 1, N, D)
+        tokens = self.pool(patches)[:, 0]
+        return tokens, (self.decode_proprio(patches[:, 0]) if self.proprio_decoder is not None else None)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, T, H, W, 3) -> state tokens (B, T, K, D). Each frame is encoded on its own."""

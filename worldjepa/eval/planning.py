@@ -35,25 +35,53 @@ def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, flo
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def goal_cost(wm: WorldModel, context: torch.Tensor, goal: torch.Tensor, proprio: torch.Tensor | None, energy: str = "l1"):
+def goal_cost(
+    wm: WorldModel,
+    context: torch.Tensor,
+    goal: torch.Tensor,
+    proprio: torch.Tensor | None,
+    energy: str = "l1",
+    proprio_weight: float = 0.0,
+    goal_proprio: torch.Tensor | None = None,
+    all_steps: bool = False,
+):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
+
+    The energy is the distance between the predicted final state tokens and the goal's,
+    plus ``proprio_weight`` x the distance between the predicted final proprio and the
+    proprio the model reads from the goal image (never the goal's true proprio), each
+    dimension divided by the decoder's training error (``WorldModel.proprio_distance``).
 
     Args:
         context: (1, 1, K, D) state tokens of the current observation.
         goal: (1, K, D) state tokens of the goal image.
         proprio: (1, 1, P) current proprio, if the model uses it.
+        goal_proprio: (1, P) proprio read from the goal image (``WorldModel.encode_goal``),
+            needed when ``proprio_weight > 0``.
+        all_steps: average the energy over every predicted step instead of the last one
+            only, which rewards reaching the goal early and staying there.
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
     """
+
+    goal_p = None
+    if proprio_weight > 0:
+        if proprio is None or goal_proprio is None:
+            raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
+        goal_p = goal_proprio
 
     @torch.no_grad()
     def cost(actions: torch.Tensor) -> torch.Tensor:
         B, N, H, A = actions.shape
         ctx = context.expand(B * N, -1, -1, -1)
         prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
-        pred, _ = wm.rollout(ctx, actions.reshape(B * N, H, A), prop)  # (B*N, H, K, D)
-        return wm.energy(pred, goal.expand(B * N, -1, -1), kind=energy).view(B, N)
+        pred, pred_p = wm.rollout(ctx, actions.reshape(B * N, H, A), prop)  # (B*N, H, K, D)
+        e = wm.energy(pred, goal.expand(B * N, -1, -1), kind=energy, last_only=not all_steps)
+        if goal_p is not None:
+            pp = pred_p if all_steps else pred_p[:, -1:]
+            e = e + proprio_weight * wm.proprio_distance(pp, goal_p.unsqueeze(1)).mean(-1)
+        return e.view(B, N)
 
     return cost
 
@@ -69,7 +97,18 @@ class EpisodeResult:
     energies: list[list[float]]  # per replan, best energy per planner iteration
 
 
-def run_episode(env, wm: WorldModel, planner, seed: int, budget: int, execute: int = 1, energy: str = "l1", keep_frames: bool = False) -> EpisodeResult:
+def run_episode(
+    env,
+    wm: WorldModel,
+    planner,
+    seed: int,
+    budget: int,
+    execute: int = 1,
+    energy: str = "l1",
+    keep_frames: bool = False,
+    proprio_weight: float = 0.0,
+    all_steps: bool = False,
+) -> EpisodeResult:
     """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
 
     ``budget`` counts env steps; each model action is ``frameskip`` env actions.
@@ -81,7 +120,7 @@ def run_episode(env, wm: WorldModel, planner, seed: int, budget: int, execute: i
         raise ValueError(f"goal image must be uint8 ({spec.image_size}, {spec.image_size}, 3) for this model, got {goal_px.dtype} {goal_px.shape}")
     device = next(wm.parameters()).device
     with torch.no_grad():
-        goal = wm.encode(torch.from_numpy(goal_px)[None, None].to(device))[:, 0]  # (1, K, D)
+        goal, goal_p = wm.encode_goal(torch.from_numpy(goal_px)[None].to(device))  # (1, K, D), (1, P) or None
     state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
     fs = spec.frameskip
 
@@ -92,7 +131,7 @@ def run_episode(env, wm: WorldModel, planner, seed: int, budget: int, execute: i
         with torch.no_grad():
             ctx = wm.encode(torch.from_numpy(o["pixels"])[None, None].to(device))
         prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
-        return goal_cost(wm, ctx, goal, prop, energy)
+        return goal_cost(wm, ctx, goal, prop, energy, proprio_weight, goal_p, all_steps)
 
     def act(a: torch.Tensor) -> bool:
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
@@ -163,6 +202,8 @@ def evaluate(
     media_dir: str | None = None,
     media_episodes: int = 3,
     progress: bool = True,
+    proprio_weight: float = 0.0,
+    all_steps: bool = False,
 ) -> tuple[dict, list[EpisodeResult]]:
     """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
     import os
@@ -182,7 +223,7 @@ def evaluate(
     t0 = time.perf_counter()
     for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
         keep = media_dir is not None and i < media_episodes
-        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, energy, keep_frames=keep)
+        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, energy, keep_frames=keep, proprio_weight=proprio_weight, all_steps=all_steps)
         results.append(r)
         if keep:
             os.makedirs(media_dir, exist_ok=True)

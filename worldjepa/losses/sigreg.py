@@ -47,11 +47,11 @@ class SIGReg(nn.Module):
         dirs = dirs.to(device=z.device, dtype=z.dtype)
         dirs = dirs / dirs.norm(dim=0, keepdim=True)
         y = z @ dirs  # (N, M)
-        ty = y.unsqueeze(-1) * self.t.to(z.dtype)  # (N, M, K)
+        ty = y.unsqueeze(-1) * self.t.to(z)  # (N, M, K)
         re = torch.cos(ty).mean(0)  # (M, K)
         im = torch.sin(ty).mean(0)
-        err = (re - self.target_cf.to(z.dtype)) ** 2 + im**2  # (M, K)
-        stat = (err * self.weights.to(z.dtype)).sum(-1)  # (M,)
+        err = (re - self.target_cf.to(z)) ** 2 + im**2  # (M, K)
+        stat = (err * self.weights.to(z)).sum(-1)  # (M,)
         if self.scale_by_n:
             stat = stat * N
         return stat.mean()

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import nn
 
-from worldjepa.models.rope import rope_angles
+from worldjepa.models.rope import rope_angles, sincos_3d
 from worldjepa.models.vit import Block, init_weights, mlp
 
 
@@ -39,11 +39,13 @@ class PredictorConfig:
     heads: int = 4
     mlp_ratio: float = 4.0
     max_steps: int = 32  # longest sequence (context + rollout) the predictor accepts
+    idm_hidden: int = 0  # hidden width of the inverse-dynamics head (s_t, s_t+1) -> a_t; 0 = none
+    proprio_decoder_hidden: int = 0  # hidden width of the state -> proprio decoder (goal proprio from a goal image); 0 = none
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ValueError(f"predictor dim {self.dim} must be divisible by heads {self.heads}")
-        if self.num_state_tokens < 0 or self.action_dim <= 0 or self.proprio_dim < 0 or self.max_steps <= 0:
+        if self.num_state_tokens < 0 or self.idm_hidden < 0 or self.proprio_decoder_hidden < 0 or self.action_dim <= 0 or self.proprio_dim < 0 or self.max_steps <= 0:
             raise ValueError(
                 f"invalid predictor sizes: K={self.num_state_tokens}, action_dim={self.action_dim}, proprio_dim={self.proprio_dim}, max_steps={self.max_steps}"
             )
@@ -62,19 +64,30 @@ class PredictorConfig:
 
 
 class AttentivePooler(nn.Module):
-    """K learned queries cross-attend over N patch tokens: (B, N, D) -> (B, K, D)."""
+    """K learned queries cross-attend over N patch tokens: (B, N, D) -> (B, K, D).
 
-    def __init__(self, dim: int, num_queries: int, heads: int = 4) -> None:
+    The patch tokens get a fixed 2D sin-cos position before pooling: a RoPE encoder's
+    tokens carry no absolute position in their values, so without it a pooled token
+    could say what is in the image but not where (where the arm is, say).
+    """
+
+    def __init__(self, dim: int, num_queries: int, heads: int = 4, grid: int = 8) -> None:
         super().__init__()
         heads = heads if dim % heads == 0 else 1
+        h, w = torch.meshgrid(torch.arange(grid), torch.arange(grid), indexing="ij")
+        pos = torch.stack([torch.zeros_like(h), h, w], -1).reshape(-1, 3).float()
+        self.register_buffer("pos", sincos_3d(pos, dim).unsqueeze(0), persistent=False)  # (1, N, D)
         self.queries = nn.Parameter(torch.randn(1, num_queries, dim) * 0.02)
         self.attn = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.norm = nn.LayerNorm(dim)
         self.mlp = mlp(dim, [dim * 2], dim)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        if tokens.shape[1] != self.pos.shape[1]:
+            raise ValueError(f"the pooler was built for {self.pos.shape[1]} patch tokens, got {tokens.shape[1]}")
         q = self.queries.expand(tokens.shape[0], -1, -1)
-        x = self.attn(q, tokens, tokens, need_weights=False)[0]  # (B, K, D)
+        kv = tokens + self.pos.to(tokens.dtype)
+        x = self.attn(q, kv, kv, need_weights=False)[0]  # (B, K, D)
         return x + self.mlp(self.norm(x))
 
 

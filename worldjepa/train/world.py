@@ -45,6 +45,8 @@ class WorldObjective:
     proprio_weight: float = 0.1  # L1 on predicted proprio (if used)
     reg: str = "sigreg"  # regulariser on trainable state tokens: sigreg | vicreg | none
     reg_weight: float = 0.05
+    idm_weight: float = 0.0  # inverse-dynamics loss (needs predictor.idm_hidden > 0)
+    proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     batch_size: int = 32
     seed: int = 0
 
@@ -95,14 +97,10 @@ class WorldTask:
         out["seed"] = int(torch.randint(2**31, (1,), generator=gen))
         return out
 
-    def states(self, batch: dict) -> torch.Tensor:
-        m = self.module
-        patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])
-        return m.pool(patches)  # (B, T, K, D)
-
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         m, obj = self.module, self.obj
-        s = self.states(batch)  # (B, T, K, D)
+        patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])  # (B, T, N, D)
+        s = m.pool(patches)  # (B, T, K, D)
         a, p = batch["actions"], batch["proprio"]
         use_p = p if m.spec.proprio_dim else None
         # teacher forcing: steps 0..T-2 predict 1..T-1
@@ -125,6 +123,17 @@ class WorldTask:
             roll = roll / obj.rollout_steps
             total = total + obj.rollout_weight * roll
             metrics["rollout_loss"] = float(roll.detach())
+        if obj.idm_weight > 0:
+            idm = F.mse_loss(m.inverse_dynamics(s[:, :-1], s[:, 1:]), a[:, :-1])
+            total = total + obj.idm_weight * idm
+            metrics["idm_loss"] = float(idm.detach())
+        if obj.proprio_decode_weight > 0:
+            err = (m.decode_proprio(patches) - p).abs()
+            dec = err.mean()
+            with torch.no_grad():
+                m.proprio_decoder_err.mul_(0.98).add_(0.02 * err.flatten(0, -2).mean(0).float())
+            total = total + obj.proprio_decode_weight * dec
+            metrics["proprio_decode_loss"] = float(dec.detach())
         if self.trainable_states and obj.reg != "none":
             z = s.flatten(0, 2).float()  # (B*T*K, D)
             if obj.reg == "sigreg":
@@ -170,6 +179,10 @@ def train_world_model(
     ds = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip, episodes=train_eps)
     if obj.recipe == "frozen" and encoder_ckpt is None:
         raise ValueError("the frozen recipe needs a pre-trained encoder: pass encoder=<pretrain run>/final (or use objective.recipe=joint)")
+    if obj.idm_weight > 0 and not pred.idm_hidden:
+        raise ValueError("objective.idm_weight > 0 needs an inverse-dynamics head: set predictor.idm_hidden > 0")
+    if obj.proprio_decode_weight > 0 and not pred.proprio_decoder_hidden:
+        raise ValueError("objective.proprio_decode_weight > 0 needs a proprio decoder: set predictor.proprio_decoder_hidden > 0")
     if encoder_ckpt is not None:
         pre = load_encoder(encoder_ckpt)
         if pre.cfg != enc:
