@@ -37,14 +37,15 @@ class MPC:
         execute: actions executed per replan (k >= 1, at most the horizon).
         budget: env steps in total.
         warm_start: start each plan from the previous one shifted by ``execute`` steps.
+        device: where the planner samples its candidates (the device the cost runs on).
     """
 
-    def __init__(self, planner, execute: int = 1, budget: int = 50, warm_start: bool = True) -> None:
+    def __init__(self, planner, execute: int = 1, budget: int = 50, warm_start: bool = True, device: torch.device | str = "cpu") -> None:
         if budget <= 0:
             raise ValueError(f"budget must be > 0, got {budget}")
         if not 1 <= execute <= planner.H:
             raise ValueError(f"execute must be in [1, horizon={planner.H}], got {execute}")
-        self.planner, self.execute, self.budget, self.warm_start = planner, execute, budget, warm_start
+        self.planner, self.execute, self.budget, self.warm_start, self.device = planner, execute, budget, warm_start, device
 
     def run(self, observe: Callable[[], Any], make_cost: Callable[[Any], CostFn], act: Callable[[torch.Tensor], bool]) -> MPCLog:
         """Control until ``budget`` steps are spent or ``act`` reports the episode ended."""
@@ -55,7 +56,7 @@ class MPC:
             cost = make_cost(obs)
             init = shift_warm_start(prev, self.execute) if (self.warm_start and prev is not None) else None
             t = time.perf_counter()
-            res = self.planner.plan(cost, batch=1, init=init)
+            res = self.planner.plan(cost, batch=1, init=init, device=self.device)
             log.replan_seconds.append(time.perf_counter() - t)
             log.plan_costs.append(float(res.cost[0]))
             log.histories.append(res.history)

@@ -64,5 +64,19 @@ def test_bad_inputs(pred):
 
 
 def test_attentive_pooler_shapes():
-    pool = AttentivePooler(32, 4, heads=2)
+    pool = AttentivePooler(32, 4, heads=2, grid=4)
     assert pool(torch.randn(3, 16, 32)).shape == (3, 4, 32)
+    with pytest.raises(ValueError, match="16 patch tokens"):
+        pool(torch.randn(3, 9, 32))
+
+
+def test_attentive_pooler_sees_where():
+    """The same object in another patch gives another pooled token (positions reach the pooler)."""
+    torch.manual_seed(0)
+    pool = AttentivePooler(32, 1, heads=2, grid=4).eval()
+    bg, obj = torch.zeros(32), torch.randn(32)
+    a, b = torch.stack([bg] * 16), torch.stack([bg] * 16)
+    a[0], b[15] = obj, obj
+    with torch.no_grad():
+        pa, pb = pool(a[None]), pool(b[None])
+    assert (pa - pb).abs().mean() > 1e-2

@@ -142,9 +142,11 @@ def cmd_train(cfg) -> None:
         from worldjepa.train.checkpoint import read_meta
 
         meta = read_meta(os.path.join(run_dir, "final"))
-        res = open_loop_errors(
-            model, str(cfg.data), meta["train_episodes"], meta["val_episodes"], envs.make(cfg.env.name).unwrapped, horizon=int(cfg.eval_horizon)
-        )
+        longest = max(int(e["length"]) for e in store.entries) // obj.frameskip - obj.history
+        horizon = min(int(cfg.eval_horizon), longest)
+        if horizon < int(cfg.eval_horizon):
+            report.say(f"eval_horizon {cfg.eval_horizon} is longer than the episodes allow at frameskip {obj.frameskip}; evaluating {horizon} steps")
+        res = open_loop_errors(model, str(cfg.data), meta["train_episodes"], meta["val_episodes"], envs.make(cfg.env.name).unwrapped, horizon=horizon)
         with open(os.path.join(run_dir, "rollout_eval.json"), "w") as f:
             json.dump(res, f, indent=2)
         png = plot_errors(res, os.path.join(run_dir, "rollout_error.png"), f"{cfg.env.name}: open-loop error on held-out episodes")
@@ -161,6 +163,45 @@ def cmd_train(cfg) -> None:
         report.say(f"open-loop error plot: {png}")
 
 
+def resolve_checkpoint(checkpoint: str, env: str) -> str:
+    """``auto``: your own runs/world_<env>/final if it exists, else the model shipped for env."""
+    from worldjepa.world_model import shipped_model
+
+    if checkpoint != "auto":
+        return checkpoint
+    own = os.path.join("runs", f"world_{env}", "final")
+    if os.path.exists(os.path.join(own, "meta.json")):
+        return own
+    shipped = shipped_model(env)
+    if shipped is None:
+        raise FileNotFoundError(
+            f"no world model for {env}: none in {own} and none shipped for {env}; train one (worldjepa train env={env}) or pass model=<dir>"
+        )
+    report.say(f"using the world model shipped for {env}: {shipped}")
+    return shipped
+
+
+def cmd_ship(argv: list[str]) -> int:
+    """worldjepa ship <run>/final: store a trained world model in the package (fp16), as the default for its task."""
+    from worldjepa.world_model import SHIPPED_DIR, WorldModel
+
+    if len(argv) != 1:
+        report.error("usage: worldjepa ship <world-model checkpoint dir>")
+        return 2
+    from worldjepa.train.checkpoint import read_meta
+
+    src = argv[0]
+    wm = WorldModel.load(src)
+    meta = read_meta(src)
+    keep = {k: meta[k] for k in ("objective", "train", "step", "train_episodes", "val_episodes") if k in meta}
+    import torch
+
+    out = wm.save(os.path.join(SHIPPED_DIR, wm.spec.task), dtype=torch.float16, meta={**keep, "shipped_from": os.path.abspath(src)})
+    size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
+    report.say(f"shipped {src} as the default {wm.spec.task} model: {out} ({size / 2**20:.1f} MiB, fp16)")
+    return 0
+
+
 def cmd_plan(cfg) -> None:
     import json
 
@@ -173,7 +214,8 @@ def cmd_plan(cfg) -> None:
     if episodes <= 0 or budget <= 0:
         raise ValueError(f"episodes and budget must be > 0, got {episodes}, {budget}")
     device = resolve_device(str(cfg.device))
-    wm = WorldModel.load(str(cfg.checkpoint), map_location=device)
+    ckpt = resolve_checkpoint(str(cfg.checkpoint), cfg.env.name)
+    wm = WorldModel.load(ckpt, map_location=device)
 
     def make_planner():
         try:
@@ -202,7 +244,7 @@ def cmd_plan(cfg) -> None:
 
     summary.update(
         env=cfg.env.name,
-        model=str(cfg.checkpoint),
+        model=ckpt,
         planner=OmegaConf.to_container(cfg.planner),
         budget=budget,
         execute=int(cfg.execute),
@@ -349,6 +391,7 @@ commands:
   plan        MPC towards goal images with a trained world model (Hydra: worldjepa plan --help)
   pipeline    collect -> pretrain -> train -> plan in one resumable command
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
+  ship        store a trained world model in the package as its task's default: worldjepa ship <run>/final
 """
 
 
@@ -367,6 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         return _run_hydra(name, rest)
     if name == "dataset":
         return cmd_dataset(rest)
+    if name == "ship":
+        return cmd_ship(rest)
     report.error(f"unknown command {name!r}")
     report.say(USAGE)
     return 2

@@ -36,6 +36,15 @@ class WorldModelSpec:
         return asdict(self)
 
 
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
+
+
+def shipped_model(task: str) -> str | None:
+    """Directory of the pre-trained model shipped in the package for ``task``, or None."""
+    path = os.path.join(SHIPPED_DIR, task)
+    return path if os.path.exists(os.path.join(path, "meta.json")) else None
+
+
 class WorldModel(nn.Module):
     """Encoder (frozen or trained), attentive pooler to K state tokens, and predictor."""
 
@@ -173,7 +182,8 @@ class WorldModel(nn.Module):
         load_strict(model, state, source=path)
         return model.to(map_location).eval()
 
-    def save(self, path: str) -> str:
+    def save(self, path: str, dtype: torch.dtype | None = None, meta: dict | None = None) -> str:
+        """Write a checkpoint directory (``dtype=torch.float16`` halves its size)."""
         from worldjepa.train.checkpoint import save_checkpoint
 
-        return save_checkpoint(os.path.abspath(path), self, self.meta())
+        return save_checkpoint(os.path.abspath(path), self, {**(meta or {}), **self.meta()}, dtype=dtype)

@@ -145,7 +145,7 @@ def run_episode(
         return False
 
     model_budget = max(1, budget // fs)
-    mpc = MPC(planner, execute=execute, budget=model_budget)
+    mpc = MPC(planner, execute=execute, budget=model_budget, device=device)
     log_ = mpc.run(observe, make_cost, act)
     final = state["info"]
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]

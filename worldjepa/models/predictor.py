@@ -45,7 +45,14 @@ class PredictorConfig:
     def __post_init__(self) -> None:
         if self.dim % self.heads:
             raise ValueError(f"predictor dim {self.dim} must be divisible by heads {self.heads}")
-        if self.num_state_tokens < 0 or self.idm_hidden < 0 or self.proprio_decoder_hidden < 0 or self.action_dim <= 0 or self.proprio_dim < 0 or self.max_steps <= 0:
+        if (
+            self.num_state_tokens < 0
+            or self.idm_hidden < 0
+            or self.proprio_decoder_hidden < 0
+            or self.action_dim <= 0
+            or self.proprio_dim < 0
+            or self.max_steps <= 0
+        ):
             raise ValueError(
                 f"invalid predictor sizes: K={self.num_state_tokens}, action_dim={self.action_dim}, proprio_dim={self.proprio_dim}, max_steps={self.max_steps}"
             )

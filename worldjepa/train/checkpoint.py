@@ -47,8 +47,12 @@ def _unflatten_optimizer(tensors: dict[str, torch.Tensor], meta: dict[str, Any])
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(path: str, model: nn.Module, meta: dict[str, Any], optimizer: torch.optim.Optimizer | None = None) -> str:
-    """Write a checkpoint directory atomically. Returns its path."""
+def save_checkpoint(path: str, model: nn.Module, meta: dict[str, Any], optimizer: torch.optim.Optimizer | None = None, dtype: torch.dtype | None = None) -> str:
+    """Write a checkpoint directory atomically. Returns its path.
+
+    ``dtype`` (e.g. torch.float16) stores floating-point weights at that precision, for a
+    smaller file; loading casts them back to the model's dtype.
+    """
     path = os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
@@ -56,6 +60,8 @@ def save_checkpoint(path: str, model: nn.Module, meta: dict[str, Any], optimizer
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, os.path.join(tmp, "model.safetensors"))
     meta = dict(meta)
     if optimizer is not None:
