@@ -53,7 +53,7 @@ def main() -> None:
         for mode, amp in modes:
             planner = CEM(action_dim=wm.action_dim, horizon=5, samples=n, elites=k, iterations=iters, seed=0)
 
-            def run():
+            def run(planner=planner, amp=amp):
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                     planner.plan(cost, batch=1, device=dev)
                 if dev.type == "cuda":
