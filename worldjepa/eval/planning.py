@@ -164,6 +164,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "success_ci95": [lo, hi],
         "final_distance_mean": float(np.mean([r.final_distance for r in results])) if results else float("nan"),
         "replan_seconds_mean": float(np.mean(times)) if times else float("nan"),
+        "per_episode": [{"seed": r.seed, "success": r.success, "final_distance": r.final_distance} for r in results],
     }
 
 
