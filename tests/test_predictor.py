@@ -74,6 +74,7 @@ def test_attentive_pooler_sees_where():
     """The same object in another patch gives another pooled token (positions reach the pooler)."""
     torch.manual_seed(0)
     pool = AttentivePooler(32, 1, heads=2, grid=4).eval()
+    pool.queries.data.normal_()  # a trained, non-uniform query (without positions, moving a token would change nothing)
     bg, obj = torch.zeros(32), torch.randn(32)
     a, b = torch.stack([bg] * 16), torch.stack([bg] * 16)
     a[0], b[15] = obj, obj
