@@ -187,3 +187,19 @@ def test_proprio_decoding_needs_a_decoder(tiny_reach_dataset, tmp_path):
     obj = WorldObjective(recipe="joint", clip_len=4, proprio_decode_weight=1.0)
     with pytest.raises(ValueError, match="proprio_decoder_hidden"):
         train_world_model(tiny_reach_dataset, str(tmp_path / "r"), ENC, pred_cfg(), obj, tcfg(2))
+
+
+def test_gradient_planner_through_the_world_model(decoded):
+    """The planning cost is differentiable for gradient planners (and gradient-free otherwise)."""
+    from planners import GradientPlanner
+    from worldjepa.eval.planning import goal_cost
+
+    model, _ = decoded
+    torch.manual_seed(2)
+    goal, goal_p = model.encode_goal(torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8))
+    ctx = model.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8))
+    cost = goal_cost(model, ctx, goal, torch.randn(1, 1, 6), proprio_weight=1.0, goal_proprio=goal_p, all_steps=True)
+    assert not cost(torch.zeros(1, 2, 3, 2)).requires_grad
+    res = GradientPlanner(horizon=3, action_dim=2, samples=4, iterations=15, lr=0.1, seed=0).plan(cost, batch=1)
+    best = [float(h["best"][0]) for h in res.history]
+    assert best[-1] < best[0]

@@ -128,8 +128,9 @@ class WorldModel(nn.Module):
         proprio: torch.Tensor | None = None,
         context_actions: torch.Tensor | None = None,
         use_cache: bool = True,
+        grad: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Predict H future states from C context states.
+        """Predict H future states from C context states (no autograd unless ``grad=True``).
 
         Args:
             context: (B, C, K, D) state tokens of the observed steps.
@@ -137,6 +138,7 @@ class WorldModel(nn.Module):
             proprio: (B, C, P) context proprio, if the model uses proprio.
             context_actions: (B, C-1, A) actions executed between the context steps (needed when C > 1).
             use_cache: KV-cached rollout (default); False recomputes the growing sequence.
+            grad: keep the autograd graph (gradient planners differentiate through it).
 
         Returns:
             states (B, H, K, D) of the H steps after the context, and proprio (B, H, P) or None.
@@ -150,7 +152,8 @@ class WorldModel(nn.Module):
             if context_actions is None or context_actions.shape != (B, C - 1, self.action_dim):
                 raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
             full = torch.cat([context_actions, actions], dim=1)
-        return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
+        with torch.set_grad_enabled(grad):
+            return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
 
     @staticmethod
     def energy(pred: torch.Tensor, goal: torch.Tensor, kind: str = "l1", last_only: bool = True) -> torch.Tensor:

@@ -65,18 +65,22 @@ def goal_cost(
         cost(actions (B, N, H, A)) -> (B, N).
     """
 
+    # the observation and goal are constants of the plan (no graph back into the encoder)
+    context, goal = context.detach(), goal.detach()
+    proprio = proprio.detach() if proprio is not None else None
+    goal_proprio = goal_proprio.detach() if goal_proprio is not None else None
     goal_p = None
     if proprio_weight > 0:
         if proprio is None or goal_proprio is None:
             raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
         goal_p = goal_proprio
 
-    @torch.no_grad()
     def cost(actions: torch.Tensor) -> torch.Tensor:
         B, N, H, A = actions.shape
         ctx = context.expand(B * N, -1, -1, -1)
         prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
-        pred, pred_p = wm.rollout(ctx, actions.reshape(B * N, H, A), prop)  # (B*N, H, K, D)
+        # gradient planners pass actions that require grad and differentiate through the rollout
+        pred, pred_p = wm.rollout(ctx, actions.reshape(B * N, H, A), prop, grad=actions.requires_grad)  # (B*N, H, K, D)
         e = wm.energy(pred, goal.expand(B * N, -1, -1), kind=energy, last_only=not all_steps)
         if goal_p is not None:
             pp = pred_p if all_steps else pred_p[:, -1:]

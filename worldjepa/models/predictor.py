@@ -240,11 +240,11 @@ class ACPredictor(nn.Module):
             x = blk(x, rope=rope, mask=mask, cache=c)
         return self._read(x, states)
 
-    @torch.no_grad()
     def rollout(
         self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Autoregressive rollout from a context.
+        """Autoregressive rollout from a context (differentiable when the inputs require grad,
+        for gradient planners; call it under ``torch.no_grad()`` otherwise).
 
         Args:
             states: (B, C, K, E) context state tokens (C >= 1 observed steps).
