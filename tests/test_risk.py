@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from planners import CEM
+from planners.risk import aggregate
+
+
+def test_aggregations_on_known_inputs():
+    c = torch.tensor([[1.0, 2.0, 3.0, 10.0]])
+    assert torch.allclose(aggregate(c, "mean"), torch.tensor([4.0]))
+    std = torch.tensor([1.0, 2.0, 3.0, 10.0]).std(unbiased=False)
+    assert torch.allclose(aggregate(c, "mean_std", beta=2.0), 4.0 + 2.0 * std)
+    assert torch.allclose(aggregate(c, "cvar", alpha=0.25), torch.tensor([10.0]))
+    assert torch.allclose(aggregate(c, "cvar", alpha=0.5), torch.tensor([6.5]))
+    assert torch.allclose(aggregate(c, "cvar", alpha=1.0), aggregate(c, "mean"))
+
+
+@pytest.mark.parametrize(
+    "kw, match", [({"kind": "median"}, "unknown aggregation"), ({"kind": "mean_std", "beta": -1.0}, "beta"), ({"kind": "cvar", "alpha": 0.0}, "alpha"), ({"kind": "cvar", "alpha": 1.5}, "alpha")]
+)
+def test_bad_risk_settings(kw, match):
+    with pytest.raises(ValueError, match=match):
+        aggregate(torch.ones(2, 3), **kw)
+
+
+def test_risk_aware_planning_avoids_the_hazard():
+    """A 1-D toy: a short route (a > 0) usually reaches the goal but 30 % of futures fall
+    into a hazard; the safe route (a < 0) always costs a bit more. Risk-neutral CEM takes
+    the short route, CVaR and mean + std take the safe one."""
+    gen = torch.Generator().manual_seed(0)
+    trapped = (torch.rand(64, generator=gen) < 0.3).float()  # k = 64 sampled futures
+
+    def futures(actions):  # (B, N, H=1, A=1) -> (B, N, k)
+        a = actions[..., 0, 0].unsqueeze(-1)
+        short = 0.2 + 3.0 * trapped  # expected 1.1
+        safe = torch.full_like(trapped, 1.4)
+        w = torch.sigmoid(10 * a)  # a > 0 -> short route
+        return w * short + (1 - w) * safe
+
+    def plan(kind, **kw):
+        cem = CEM(horizon=1, action_dim=1, samples=64, elites=8, iterations=8, seed=0)
+        return float(cem.plan(lambda a: aggregate(futures(a), kind, **kw), batch=1).actions[0, 0, 0])
+
+    assert plan("mean") > 0.3
+    assert plan("cvar", alpha=0.2) < -0.3
+    assert plan("mean_std", beta=1.0) < -0.3
