@@ -16,7 +16,13 @@ def test_aggregations_on_known_inputs():
 
 
 @pytest.mark.parametrize(
-    "kw, match", [({"kind": "median"}, "unknown aggregation"), ({"kind": "mean_std", "beta": -1.0}, "beta"), ({"kind": "cvar", "alpha": 0.0}, "alpha"), ({"kind": "cvar", "alpha": 1.5}, "alpha")]
+    "kw, match",
+    [
+        ({"kind": "median"}, "unknown aggregation"),
+        ({"kind": "mean_std", "beta": -1.0}, "beta"),
+        ({"kind": "cvar", "alpha": 0.0}, "alpha"),
+        ({"kind": "cvar", "alpha": 1.5}, "alpha"),
+    ],
 )
 def test_bad_risk_settings(kw, match):
     with pytest.raises(ValueError, match=match):
