@@ -203,3 +203,50 @@ def test_gradient_planner_through_the_world_model(decoded):
     res = GradientPlanner(horizon=3, action_dim=2, samples=4, iterations=15, lr=0.1, seed=0).plan(cost, batch=1)
     best = [float(h["best"][0]) for h in res.history]
     assert best[-1] < best[0]
+
+
+@pytest.fixture(scope="module")
+def latent_model(tiny_reach_dataset, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("wm_lat")
+    torch.manual_seed(0)
+    ck = save_checkpoint(str(tmp / "pre"), JEPA(ENC, JEPAConfig()), {"encoder": ENC.to_dict()})
+    obj = WorldObjective(recipe="frozen", clip_len=4, rollout_steps=2, reg="none", batch_size=8, kl_weight=0.1, free_bits=0.5)
+    model, _ = train_world_model(tiny_reach_dataset, str(tmp / "run"), ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=32), obj, tcfg(30), encoder_ckpt=ck)
+    return model, str(tmp / "run")
+
+
+def test_latent_model_trains_samples_and_reloads(latent_model, tmp_path):
+    model, run = latent_model
+    rows = list(csv.DictReader(open(os.path.join(run, "metrics.csv"))))
+    assert all(float(r["kl_nats"]) >= 0 for r in rows)
+    torch.manual_seed(3)
+    ctx = model.encode(torch.randint(0, 256, (2, 1, 64, 64, 3), dtype=torch.uint8))
+    acts, prop = torch.rand(2, 4, 2) * 2 - 1, torch.randn(2, 1, 6)
+    s, p = model.sample_futures(ctx, acts, 5, prop, generator=torch.Generator().manual_seed(0))
+    assert s.shape == (2, 5, 4, 1, 48) and p.shape == (2, 5, 4, 6)
+    assert (s[:, 0] - s[:, 1]).abs().max() > 0  # different z, different futures
+    s2, _ = model.sample_futures(ctx, acts, 5, prop, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(s, s2)  # seeded
+    mean, _ = model.rollout(ctx, acts, prop)  # the prior-mean future
+    again = WorldModel.load(model.save(str(tmp_path / "wm")))
+    assert torch.equal(again.rollout(ctx, acts, prop)[0], mean)
+    with pytest.raises(ValueError, match="k .* must be >= 1"):
+        model.sample_futures(ctx, acts, 0, prop)
+
+
+def test_sampling_needs_a_latent_and_risk_settings_are_checked(trained, latent_model):
+    from worldjepa.eval.planning import goal_cost
+
+    det, _ = trained
+    with pytest.raises(ValueError, match="no latent variable"):
+        det.sample_futures(torch.zeros(1, 1, 16, 48), torch.zeros(1, 2, 2), 4, torch.zeros(1, 1, 6))
+    model, _ = latent_model
+    ctx, goal, prop = torch.zeros(1, 1, 1, 48), torch.zeros(1, 1, 48), torch.zeros(1, 1, 6)
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        goal_cost(model, ctx, goal, prop, futures=4, risk="median")
+    with pytest.raises(ValueError, match="alpha"):
+        goal_cost(model, ctx, goal, prop, futures=4, risk="cvar", alpha=2.0)
+    with pytest.raises(ValueError, match="latent variable"):
+        goal_cost(det, torch.zeros(1, 1, 16, 48), torch.zeros(1, 16, 48), prop, futures=4)
+    cost = goal_cost(model, ctx, goal, prop, futures=4, risk="cvar", alpha=0.5)
+    assert cost(torch.zeros(1, 3, 2, 2)).shape == (1, 3)

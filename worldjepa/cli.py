@@ -239,6 +239,7 @@ def cmd_plan(cfg) -> None:
         progress=bool(cfg.progress),
         proprio_weight=float(cfg.energy_proprio_weight),
         all_steps=bool(cfg.energy_all_steps),
+        risk={"futures": int(cfg.risk.futures), "risk": str(cfg.risk.aggregate), "beta": float(cfg.risk.beta), "alpha": float(cfg.risk.alpha)},
     )
     from omegaconf import OmegaConf
 
@@ -251,6 +252,7 @@ def cmd_plan(cfg) -> None:
         energy=str(cfg.energy),
         energy_proprio_weight=float(cfg.energy_proprio_weight),
         energy_all_steps=bool(cfg.energy_all_steps),
+        risk=OmegaConf.to_container(cfg.risk),
     )
     os.makedirs(out, exist_ok=True)
     with open(os.path.join(out, "results.json.tmp"), "w") as f:

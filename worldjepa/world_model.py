@@ -18,6 +18,7 @@ from torch import nn
 
 from worldjepa.models.encoder import EncoderConfig, VideoEncoder
 from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
+from worldjepa.models.latent import GaussianLatent, LatentConfig
 from worldjepa.models.vit import mlp
 
 
@@ -61,6 +62,8 @@ class WorldModel(nn.Module):
         # inverse dynamics (PLDM): which action links two consecutive states; trained as an
         # auxiliary loss so the state tokens keep what the actions control
         self.idm = mlp(2 * enc.dim, [pred.idm_hidden], pred.action_dim) if pred.idm_hidden else None
+        # per-step latent variable: posterior in training, prior when rolling out
+        self.latent = GaussianLatent(enc.dim, pred.action_dim, LatentConfig(z_dim=pred.z_dim, hidden=pred.z_hidden)) if pred.z_dim else None
         # proprio read from the state tokens alone: what the planner compares the predicted
         # proprio with, since a goal is given only as an image (DESIGN.md section 3)
         if pred.proprio_decoder_hidden and not pred.proprio_dim:
@@ -153,7 +156,76 @@ class WorldModel(nn.Module):
                 raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
             full = torch.cat([context_actions, actions], dim=1)
         with torch.set_grad_enabled(grad):
+            if self.latent is not None:  # the mean future: z at each step is the prior's mean
+                return self._latent_rollout(context, full, proprio, sample=False)
             return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
+
+    def _latent_rollout(
+        self, context: torch.Tensor, full: torch.Tensor, proprio: torch.Tensor | None, sample: bool, generator: torch.Generator | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """KV-cached rollout of a latent model. Observed transitions inside the context use
+        the posterior (the next state is known); every other step draws z from the prior
+        (``sample``) or takes its mean."""
+        lat, pred = self.latent, self.predictor
+        B, C = context.shape[:2]
+        H = full.shape[1] - C + 1
+        if C + H - 1 > pred.cfg.max_steps:
+            raise ValueError(f"context {C} + horizon {H} exceeds the predictor's max_steps={pred.cfg.max_steps} (the longest trained context)")
+        prop = proprio if self.spec.proprio_dim else None
+
+        def draw(dist):
+            return lat.sample(*dist, generator=generator) if sample else dist[0]
+
+        pooled = context.mean(2)  # (B, C, D)
+        zs = []
+        for t in range(C):
+            if t < C - 1:
+                zs.append(draw(lat.posterior(pooled[:, t], full[:, t], pooled[:, t + 1])))
+            else:
+                zs.append(draw(lat.prior(pooled[:, t], full[:, t])))
+        cache = [{} for _ in pred.blocks]
+        nxt, p = pred.step(context, full[:, :C], prop, cache, 0, z=torch.stack(zs, 1))
+        s, p = nxt[:, -1:], (p[:, -1:] if p is not None else None)
+        states, props = [s], [p]
+        for h in range(1, H):
+            a = full[:, C + h - 1 : C + h]
+            z = draw(lat.prior(s[:, 0].mean(1), a[:, 0])).unsqueeze(1)
+            s, p = pred.step(s, a, p, cache, C + h - 1, z=z)
+            states.append(s)
+            props.append(p)
+        return torch.cat(states, 1), (torch.cat(props, 1) if props[0] is not None else None)
+
+    @torch.no_grad()
+    def sample_futures(
+        self,
+        context: torch.Tensor,
+        actions: torch.Tensor,
+        k: int,
+        proprio: torch.Tensor | None = None,
+        context_actions: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """k sampled futures per candidate, batched with the candidates and KV-cached.
+
+        Args as ``rollout``; k >= 1 futures, each with its own z drawn from the prior.
+
+        Returns:
+            states (B, k, H, K, D) and proprio (B, k, H, P) or None.
+        """
+        if k <= 0:
+            raise ValueError(f"k (futures per candidate) must be >= 1, got {k}")
+        if self.latent is None:
+            raise ValueError(
+                "this checkpoint has no latent variable (predictor.z_dim = 0): it predicts one future; train with predictor.z_dim > 0 to sample several"
+            )
+        self.check_actions(actions)
+        B, C = context.shape[:2]
+        if C > 1 and (context_actions is None or context_actions.shape != (B, C - 1, self.action_dim)):
+            raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
+        full = actions if C == 1 else torch.cat([context_actions, actions], 1)
+        rep = lambda x: x.repeat_interleave(k, 0) if x is not None else None  # noqa: E731
+        states, props = self._latent_rollout(rep(context), rep(full), rep(proprio), sample=True, generator=generator)
+        return states.view(B, k, *states.shape[1:]), (props.view(B, k, *props.shape[1:]) if props is not None else None)
 
     @staticmethod
     def energy(pred: torch.Tensor, goal: torch.Tensor, kind: str = "l1", last_only: bool = True) -> torch.Tensor:

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from planners import MPC
+from planners.risk import aggregate, check_risk
 from worldjepa.world_model import WorldModel
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ def goal_cost(
     proprio_weight: float = 0.0,
     goal_proprio: torch.Tensor | None = None,
     all_steps: bool = False,
+    futures: int = 1,
+    risk: str = "mean",
+    beta: float = 0.0,
+    alpha: float = 1.0,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -60,11 +65,20 @@ def goal_cost(
             needed when ``proprio_weight > 0``.
         all_steps: average the energy over every predicted step instead of the last one
             only, which rewards reaching the goal early and staying there.
+        futures: sampled futures per candidate (latent models; 1 = the mean future).
+        risk, beta, alpha: how the futures' energies become one cost (planners/risk.py):
+            "mean", "mean_std" (mean + beta * std) or "cvar" (mean of the worst alpha).
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
     """
 
+    check_risk(risk, beta, alpha)
+    if futures <= 0:
+        raise ValueError(f"futures (sampled futures per candidate) must be >= 1, got {futures}")
+    if futures > 1 and wm.latent is None:
+        raise ValueError("futures > 1 needs a model with a latent variable (predictor.z_dim > 0); this one predicts a single future")
+    gen = torch.Generator().manual_seed(0)
     # the observation and goal are constants of the plan (no graph back into the encoder)
     context, goal = context.detach(), goal.detach()
     proprio = proprio.detach() if proprio is not None else None
@@ -79,12 +93,19 @@ def goal_cost(
         B, N, H, A = actions.shape
         ctx = context.expand(B * N, -1, -1, -1)
         prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
-        # gradient planners pass actions that require grad and differentiate through the rollout
-        pred, pred_p = wm.rollout(ctx, actions.reshape(B * N, H, A), prop, grad=actions.requires_grad)  # (B*N, H, K, D)
-        e = wm.energy(pred, goal.expand(B * N, -1, -1), kind=energy, last_only=not all_steps)
+        flat = actions.reshape(B * N, H, A)
+        if futures > 1:  # (B*N, k, H, ...) -> energies (B*N, k) -> one risk-aggregated cost
+            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen)
+            g = goal.expand(B * N, -1, -1).unsqueeze(1)
+        else:  # gradient planners pass actions that require grad and differentiate through the rollout
+            pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)
+            g = goal.expand(B * N, -1, -1)
+        e = wm.energy(pred, g, kind=energy, last_only=not all_steps)
         if goal_p is not None:
-            pp = pred_p if all_steps else pred_p[:, -1:]
-            e = e + proprio_weight * wm.proprio_distance(pp, goal_p.unsqueeze(1)).mean(-1)
+            pp = pred_p if all_steps else pred_p[..., -1:, :]
+            e = e + proprio_weight * wm.proprio_distance(pp, goal_p.unsqueeze(-2)).mean(-1)
+        if futures > 1:
+            e = aggregate(e, risk, beta, alpha)
         return e.view(B, N)
 
     return cost
@@ -112,6 +133,7 @@ def run_episode(
     keep_frames: bool = False,
     proprio_weight: float = 0.0,
     all_steps: bool = False,
+    risk: dict | None = None,
 ) -> EpisodeResult:
     """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
 
@@ -135,7 +157,7 @@ def run_episode(
         with torch.no_grad():
             ctx = wm.encode(torch.from_numpy(o["pixels"])[None, None].to(device))
         prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
-        return goal_cost(wm, ctx, goal, prop, energy, proprio_weight, goal_p, all_steps)
+        return goal_cost(wm, ctx, goal, prop, energy, proprio_weight, goal_p, all_steps, **(risk or {}))
 
     def act(a: torch.Tensor) -> bool:
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
@@ -209,6 +231,7 @@ def evaluate(
     progress: bool = True,
     proprio_weight: float = 0.0,
     all_steps: bool = False,
+    risk: dict | None = None,
 ) -> tuple[dict, list[EpisodeResult]]:
     """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
     import os
@@ -228,7 +251,9 @@ def evaluate(
     t0 = time.perf_counter()
     for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
         keep = media_dir is not None and i < media_episodes
-        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, energy, keep_frames=keep, proprio_weight=proprio_weight, all_steps=all_steps)
+        r = run_episode(
+            env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, energy, keep_frames=keep, proprio_weight=proprio_weight, all_steps=all_steps, risk=risk
+        )
         results.append(r)
         if keep:
             os.makedirs(media_dir, exist_ok=True)

@@ -41,6 +41,8 @@ class PredictorConfig:
     max_steps: int = 32  # longest sequence (context + rollout) the predictor accepts
     idm_hidden: int = 0  # hidden width of the inverse-dynamics head (s_t, s_t+1) -> a_t; 0 = none
     proprio_decoder_hidden: int = 0  # hidden width of the state -> proprio decoder (goal proprio from a goal image); 0 = none
+    z_dim: int = 0  # per-step latent variable size (worldjepa/models/latent.py); 0 = deterministic
+    z_hidden: int = 128  # hidden width of the latent prior/posterior heads
 
     def __post_init__(self) -> None:
         if self.dim % self.heads:
@@ -64,7 +66,7 @@ class PredictorConfig:
     @property
     def block_size(self) -> int:
         """Tokens per time step."""
-        return 1 + (1 if self.proprio_dim else 0) + self.tokens_per_state
+        return 1 + (1 if self.proprio_dim else 0) + (1 if self.z_dim else 0) + self.tokens_per_state
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -110,8 +112,9 @@ class ACPredictor(nn.Module):
         # as one token among 66 it reached the state tokens too weakly to be learned
         self.action_to_state = nn.Sequential(nn.Linear(cfg.action_dim, d), nn.LayerNorm(d))
         self.proprio_in = nn.Linear(cfg.proprio_dim, d) if cfg.proprio_dim else None
+        self.z_in = nn.Linear(cfg.z_dim, d) if cfg.z_dim else None
         self.state_in = nn.Linear(cfg.enc_dim, d)
-        n_types = 1 + (1 if cfg.proprio_dim else 0) + (cfg.num_state_tokens or 1)
+        n_types = 1 + (1 if cfg.proprio_dim else 0) + (1 if cfg.z_dim else 0) + (cfg.num_state_tokens or 1)
         self.type_embed = nn.Parameter(torch.zeros(1, n_types, d))  # action, proprio, state slots
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
@@ -152,14 +155,20 @@ class ACPredictor(nn.Module):
             self._mask_cache[key] = step_of.unsqueeze(1) >= step_of.unsqueeze(0)
         return self._mask_cache[key]
 
-    def _embed(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None) -> torch.Tensor:
-        """Tokens of S steps: states (B, S, K, E), actions (B, S, A), proprio (B, S, P) -> (B, S*bs, d)."""
+    def _embed(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, z: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens of S steps: states (B, S, K, E), actions (B, S, A), proprio (B, S, P), z (B, S, Z) -> (B, S*bs, d)."""
         B, S = actions.shape[:2]
         parts = [self.action_in(actions).unsqueeze(2)]  # (B, S, 1, d)
         if self.proprio_in is not None:
             if proprio is None:
                 raise ValueError(f"this predictor was built with proprio_dim={self.cfg.proprio_dim}; pass proprio (B, T, {self.cfg.proprio_dim})")
             parts.append(self.proprio_in(proprio).unsqueeze(2))
+        if self.z_in is not None:
+            if z is None or z.shape != (*actions.shape[:2], self.cfg.z_dim):
+                raise ValueError(
+                    f"this predictor has a latent variable: pass z of shape {(*actions.shape[:2], self.cfg.z_dim)}, got {None if z is None else tuple(z.shape)}"
+                )
+            parts.append(self.z_in(z).unsqueeze(2))
         parts.append(self.state_in(states) + self.action_to_state(actions).unsqueeze(2))  # (B, S, K, d)
         x = torch.cat(parts, dim=2)  # (B, S, bs, d)
         te = self.type_embed
@@ -195,20 +204,23 @@ class ACPredictor(nn.Module):
             raise ValueError(f"sequence of {states.shape[1]} steps is longer than the predictor's max_steps={cfg.max_steps}")
 
     # ----- teacher forcing ----------------------------------------------------------------
-    def forward(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(
+        self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, z: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Teacher-forced prediction of every next step.
 
         Args:
             states: (B, T, K, E) state tokens of steps 0..T-1.
             actions: (B, T, A) action taken after each step.
             proprio: (B, T, P) or None.
+            z: (B, T, Z) latent of each step's transition (models with z_dim > 0).
 
         Returns:
             next states (B, T, K, E) predicting steps 1..T, and next proprio (B, T, P) or None.
         """
         self._check(states, actions, proprio)
         S = states.shape[1]
-        x = self._embed(states, actions, proprio)
+        x = self._embed(states, actions, proprio, z)
         rope = self._rope(0, S, x.device)
         mask = self.block_causal_mask(S, x.device)
         for blk in self.blocks:
@@ -217,7 +229,7 @@ class ACPredictor(nn.Module):
 
     # ----- rollout ----------------------------------------------------------------------
     def step(
-        self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, cache: list[dict], t0: int
+        self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None, cache: list[dict], t0: int, z: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Append S new steps starting at step t0 to a KV cache and return their predictions.
 
@@ -228,7 +240,7 @@ class ACPredictor(nn.Module):
         S = states.shape[1]
         if t0 + S > self.cfg.max_steps:
             raise ValueError(f"rollout reaches step {t0 + S}, beyond the predictor's max_steps={self.cfg.max_steps}")
-        x = self._embed(states, actions, proprio)
+        x = self._embed(states, actions, proprio, z)
         rope = self._rope(t0, S, x.device)
         L = S * self.cfg.block_size
         past = t0 * self.cfg.block_size

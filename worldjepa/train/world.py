@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from worldjepa.data.clips import ClipDataset, split_episodes
 from worldjepa.losses import SIGReg, vicreg_terms
+from worldjepa.models.latent import free_bits_kl, gaussian_kl
 from worldjepa.models.encoder import EncoderConfig
 from worldjepa.models.predictor import PredictorConfig
 from worldjepa.train.loop import TrainConfig, Trainer
@@ -46,6 +47,8 @@ class WorldObjective:
     reg: str = "sigreg"  # regulariser on trainable state tokens: sigreg | vicreg | none
     reg_weight: float = 0.05
     idm_weight: float = 0.0  # inverse-dynamics loss (needs predictor.idm_hidden > 0)
+    kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
+    free_bits: float = 1.0  # nats per step of KL that are not penalised
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     batch_size: int = 32
     seed: int = 0
@@ -103,10 +106,23 @@ class WorldTask:
         s = m.pool(patches)  # (B, T, K, D)
         a, p = batch["actions"], batch["proprio"]
         use_p = p if m.spec.proprio_dim else None
+        z = None
+        metrics = {}
+        total = torch.zeros((), device=s.device)
+        if m.latent is not None:  # z of each transition from the posterior, which sees the next state
+            pooled = s.mean(2)
+            post = m.latent.posterior(pooled[:, :-1], a[:, :-1], pooled[:, 1:])
+            prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
+            gen = torch.Generator().manual_seed(batch["seed"] + 1)
+            z = m.latent.sample(*post, generator=gen)
+            kl = gaussian_kl(*post, *prior)
+            total = total + obj.kl_weight * free_bits_kl(kl, obj.free_bits)
+            metrics["kl_nats"] = float(kl.sum(-1).mean().detach())
         # teacher forcing: steps 0..T-2 predict 1..T-1
-        pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None)
+        pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z)
         tf = F.l1_loss(pred, s[:, 1:])
-        total, metrics = tf, {"tf_loss": float(tf.detach())}
+        total = total + tf
+        metrics["tf_loss"] = float(tf.detach())
         if prop is not None:
             pl = F.l1_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
@@ -116,7 +132,7 @@ class WorldTask:
             seq_s, seq_p = s[:, :C], (use_p[:, :C] if use_p is not None else None)
             roll = 0.0
             for k in range(obj.rollout_steps):
-                nxt, nprop = m.predictor(seq_s, a[:, : C + k], seq_p)
+                nxt, nprop = m.predictor(seq_s, a[:, : C + k], seq_p, z=z[:, : C + k] if z is not None else None)
                 roll = roll + F.l1_loss(nxt[:, -1], s[:, C + k])
                 seq_s = torch.cat([seq_s, nxt[:, -1:]], 1)
                 seq_p = torch.cat([seq_p, nprop[:, -1:]], 1) if seq_p is not None else None
