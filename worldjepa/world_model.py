@@ -17,8 +17,8 @@ import torch
 from torch import nn
 
 from worldjepa.models.encoder import EncoderConfig, VideoEncoder
-from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
 from worldjepa.models.latent import GaussianLatent, LatentConfig
+from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
 from worldjepa.models.vit import mlp
 
 

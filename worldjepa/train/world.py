@@ -24,8 +24,8 @@ import torch.nn.functional as F
 
 from worldjepa.data.clips import ClipDataset, split_episodes
 from worldjepa.losses import SIGReg, vicreg_terms
-from worldjepa.models.latent import free_bits_kl, gaussian_kl
 from worldjepa.models.encoder import EncoderConfig
+from worldjepa.models.latent import free_bits_kl, gaussian_kl
 from worldjepa.models.predictor import PredictorConfig
 from worldjepa.train.loop import TrainConfig, Trainer
 from worldjepa.world_model import WorldModel, WorldModelSpec
