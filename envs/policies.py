@@ -130,3 +130,29 @@ class PushDirectedPolicy:
         if self._age > self._push_steps:
             self._new_push()
         return _towards(self._dir * 0.05, step=0.05, noise=0.2, rng=self.rng)
+
+
+class HazardDirectedPolicy:
+    """Drives to waypoints, most of them across the hall through the gust strip, so the
+    data show both of its outcomes (and the pits); the rest are random points."""
+
+    def __init__(self, env, rng: np.random.Generator) -> None:
+        self.env, self.rng = env, rng
+        self._target: np.ndarray | None = None
+        self._age = 0
+
+    def _new_target(self) -> None:
+        pos = self.env.data.qpos[:2]
+        if self.rng.random() < 0.6:  # across, on a line through the strip
+            self._target = np.array([-np.sign(pos[0] or 1.0) * self.rng.uniform(0.2, 0.42), self.rng.uniform(-0.08, 0.08)])
+        else:
+            self._target = self.rng.uniform(-0.45, 0.45, size=2)
+        self._age = 0
+
+    def __call__(self) -> np.ndarray:
+        pos = self.env.data.qpos[:2]
+        if self._target is None or self._age > 30 or np.linalg.norm(self._target - pos) < 0.04:
+            self._new_target()
+        self._age += 1
+        a = 8.0 * (self._target - pos) + self.rng.normal(0, 0.3, size=2)
+        return np.clip(a, -1.0, 1.0)

@@ -21,6 +21,7 @@ TASKS: dict[str, TaskSpec] = {
     "reach": TaskSpec("reach", "worldjepa/Reach-v0", "envs.tasks:ReachEnv", 50),
     "tworoom": TaskSpec("tworoom", "worldjepa/TwoRoom-v0", "envs.tasks:TwoRoomEnv", 100),
     "push": TaskSpec("push", "worldjepa/Push-v0", "envs.tasks:PushEnv", 100),
+    "hazard": TaskSpec("hazard", "worldjepa/Hazard-v0", "envs.tasks:HazardEnv", 100),
 }
 
 GYM_PREFIX = "gym:"  # "gym:Reacher-v5" adapts a stock Gymnasium MuJoCo env

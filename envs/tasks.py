@@ -6,6 +6,7 @@ Each is a small class on :class:`envs.base.GoalImageEnv`. Distances are in metre
 
 from __future__ import annotations
 
+import mujoco
 import numpy as np
 
 from envs.base import GoalImageEnv
@@ -202,4 +203,92 @@ class PushEnv(GoalImageEnv):
 
         if name == "directed":
             return PushDirectedPolicy(self, rng)
+        return super().make_policy(name, rng)
+
+
+class HazardEnv(GoalImageEnv):
+    """A stochastic task: a point mass crosses a hall past a gust strip and two pits.
+
+    Entering the gust strip (|x| < 0.1, |y| < 0.12) knocks the agent ``gust_push`` metres
+    up or down, each with probability 1/2: the future has two modes. Ending up in a pit
+    (|x| < 0.12, 0.2 < |y| < 0.32) traps the agent for the rest of the episode. Start and
+    goal lie on opposite sides; the straight route crosses the strip (short, risky), the
+    route above or below the pits (|y| > 0.36) is longer and safe.
+
+    ``info["gust"]`` is the last push (+1 up, -1 down, 0 none yet this episode) and
+    ``info["trapped"]`` whether a pit holds the agent: for tests and metrics only; the
+    planner never sees them. proprio: (x, y, vx, vy). Success: within 0.05 m of the goal.
+    """
+
+    goal_dim = 2
+    success_threshold = 0.05
+    gust_half = (0.1, 0.12)
+    pit_x, pit_y = 0.12, (0.2, 0.32)
+    gust_push = 0.18
+    exploration_policies = ("random", "directed")
+
+    def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None) -> None:
+        super().__init__("hazard.xml", frame_skip=10, image_size=image_size, action_repeat=action_repeat, render_mode=render_mode)
+        self._gust, self._in_gust, self._trapped_at = 0, False, None
+
+    def _side_point(self, side: float) -> np.ndarray:
+        return np.array([side * self.np_random.uniform(0.28, 0.42), self.np_random.uniform(-0.1, 0.1)])
+
+    def reset_model(self) -> None:
+        self._gust, self._in_gust, self._trapped_at = 0, False, None
+        self.data.qpos[:] = self._side_point(-1.0 if self.np_random.random() < 0.5 else 1.0)
+        self.data.qvel[:] = 0.0
+
+    def sample_goal(self) -> np.ndarray:
+        return self._side_point(-np.sign(self.data.qpos[0]))
+
+    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
+        return np.array(goal_state, dtype=np.float64)
+
+    def achieved(self) -> np.ndarray:
+        return self.data.qpos[:2].copy()
+
+    def in_gust(self, xy: np.ndarray) -> bool:
+        return bool(abs(xy[0]) < self.gust_half[0] and abs(xy[1]) < self.gust_half[1])
+
+    def in_pit(self, xy: np.ndarray) -> bool:
+        return bool(abs(xy[0]) < self.pit_x and self.pit_y[0] < abs(xy[1]) < self.pit_y[1])
+
+    def step(self, action):
+        action = self._check_action(action)
+        if self._trapped_at is None:
+            self.data.ctrl[:] = action
+            for _ in range(self.action_repeat):
+                mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+            inside = self.in_gust(self.data.qpos[:2])
+            if inside and not self._in_gust:  # entering the strip: a push up or down, 50/50
+                self._gust = 1 if self.np_random.random() < 0.5 else -1
+                self.data.qpos[1] += self._gust * self.gust_push
+            self._in_gust = inside
+            if self.in_pit(self.data.qpos[:2]):
+                self._trapped_at = self.data.qpos[:2].copy()
+        if self._trapped_at is not None:  # a pit holds the agent: it does not move again
+            self.data.qpos[:2], self.data.qvel[:] = self._trapped_at, 0.0
+        mujoco.mj_forward(self.model, self.data)
+        obs, info = self._get_obs(), self._info()
+        self._last_obs, self._last_info = obs, info
+        return obs, -info["distance"], False, False, info
+
+    def _info(self, with_goal: bool = False) -> dict:
+        info = super()._info(with_goal)
+        info["gust"] = self._gust
+        info["trapped"] = self._trapped_at is not None
+        return info
+
+    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        return {"agent": self.state_qpos(states)[..., :2]}
+
+    def _proprio(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
+
+    def make_policy(self, name: str, rng: np.random.Generator):
+        from envs.policies import HazardDirectedPolicy
+
+        if name == "directed":
+            return HazardDirectedPolicy(self, rng)
         return super().make_policy(name, rng)

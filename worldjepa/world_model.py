@@ -63,7 +63,9 @@ class WorldModel(nn.Module):
         # auxiliary loss so the state tokens keep what the actions control
         self.idm = mlp(2 * enc.dim, [pred.idm_hidden], pred.action_dim) if pred.idm_hidden else None
         # per-step latent variable: posterior in training, prior when rolling out
-        self.latent = GaussianLatent(enc.dim, pred.action_dim, LatentConfig(z_dim=pred.z_dim, hidden=pred.z_hidden)) if pred.z_dim else None
+        # its heads see the pooled state tokens and the proprio of a step
+        lat_cfg = LatentConfig(z_dim=pred.z_dim, hidden=pred.z_hidden)
+        self.latent = GaussianLatent(enc.dim + pred.proprio_dim, pred.action_dim, lat_cfg) if pred.z_dim else None
         # proprio read from the state tokens alone: what the planner compares the predicted
         # proprio with, since a goal is given only as an image (DESIGN.md section 3)
         if pred.proprio_decoder_hidden and not pred.proprio_dim:
@@ -160,6 +162,11 @@ class WorldModel(nn.Module):
                 return self._latent_rollout(context, full, proprio, sample=False)
             return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
 
+    def latent_features(self, states: torch.Tensor, proprio: torch.Tensor | None) -> torch.Tensor:
+        """What the latent heads see of a step: pooled state tokens (B, T, K, D) -> mean over K, plus proprio."""
+        f = states.mean(-2)
+        return torch.cat([f, proprio], -1) if self.spec.proprio_dim else f
+
     def _latent_rollout(
         self, context: torch.Tensor, full: torch.Tensor, proprio: torch.Tensor | None, sample: bool, generator: torch.Generator | None = None
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -176,7 +183,7 @@ class WorldModel(nn.Module):
         def draw(dist):
             return lat.sample(*dist, generator=generator) if sample else dist[0]
 
-        pooled = context.mean(2)  # (B, C, D)
+        pooled = self.latent_features(context, prop)  # (B, C, D + P)
         zs = []
         for t in range(C):
             if t < C - 1:
@@ -189,7 +196,7 @@ class WorldModel(nn.Module):
         states, props = [s], [p]
         for h in range(1, H):
             a = full[:, C + h - 1 : C + h]
-            z = draw(lat.prior(s[:, 0].mean(1), a[:, 0])).unsqueeze(1)
+            z = draw(lat.prior(self.latent_features(s, p)[:, 0], a[:, 0])).unsqueeze(1)
             s, p = pred.step(s, a, p, cache, C + h - 1, z=z)
             states.append(s)
             props.append(p)

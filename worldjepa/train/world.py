@@ -110,7 +110,7 @@ class WorldTask:
         metrics = {}
         total = torch.zeros((), device=s.device)
         if m.latent is not None:  # z of each transition from the posterior, which sees the next state
-            pooled = s.mean(2)
+            pooled = m.latent_features(s, use_p)
             post = m.latent.posterior(pooled[:, :-1], a[:, :-1], pooled[:, 1:])
             prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
             gen = torch.Generator().manual_seed(batch["seed"] + 1)
