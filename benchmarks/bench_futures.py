@@ -1,0 +1,85 @@
+"""Multimodal futures on the Hazard task: latent model vs deterministic, on held-out transitions.
+
+    python benchmarks/bench_futures.py --data data/hazard --latent runs/hz_z8/final --det runs/hz_z0/final
+
+A transition (one model step) is a *gust* case when the recorded trajectory shows a push
+(a jump of the agent's y by more than 0.12 m within one env step); its two modes are the
+recorded next position and the same position pushed the other way (2 x 0.18 m away in y).
+Figures, read through the predicted proprio position (x, y):
+
+* best-of-k error / deterministic error on gust cases (k = 16 prior samples);
+* mode coverage: the share of gust cases where some sample lands within 0.06 m of each mode;
+* spread: the mean std (m) of the k sampled positions on gust cases and on cases far from
+  the strip (|x| > 0.25 at both ends), where the future is deterministic.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import torch
+
+from worldjepa.data.episodes import EpisodeStore
+from worldjepa.world_model import WorldModel
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", required=True)
+    ap.add_argument("--latent", required=True)
+    ap.add_argument("--det", required=True)
+    ap.add_argument("--k", type=int, default=16)
+    ap.add_argument("--push", type=float, default=0.18)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    lat, det = WorldModel.load(args.latent), WorldModel.load(args.det)
+    fs = lat.spec.frameskip
+    meta = json.load(open(f"{args.latent}/meta.json"))
+    store = EpisodeStore(args.data)
+    frames, acts, props, gust = [], [], [], []
+    for ep in meta["val_episodes"]:
+        e = store.load(ep)
+        y = e["proprio"][:, 1]
+        jump = np.abs(np.diff(y)) > 0.12  # (L,) env-step pushes
+        for t0 in range(0, len(e["actions"]) - fs + 1, fs):
+            frames.append(e["frames"][t0])
+            acts.append(e["actions"][t0 : t0 + fs].reshape(-1))
+            props.append((e["proprio"][t0], e["proprio"][t0 + fs]))
+            gust.append(bool(jump[t0 : t0 + fs].any()))
+    fr = torch.from_numpy(np.stack(frames))[:, None]
+    a = torch.from_numpy(np.stack(acts)).float()[:, None]
+    p0 = torch.from_numpy(np.stack([p[0] for p in props]))[:, None]
+    p1 = np.stack([p[1] for p in props])
+    gust = np.array(gust)
+    with torch.no_grad():
+        ctx_l, ctx_d = lat.encode(fr), det.encode(fr)
+        _, dp = det.rollout(ctx_d, a, p0)
+        _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0))
+    det_xy = dp[:, 0, :2].numpy()
+    smp_xy = sp[:, :, 0, :2].numpy()  # (N, k, 2)
+    true_xy = p1[:, :2]
+    err_det = np.linalg.norm(det_xy - true_xy, axis=-1)
+    err_best = np.linalg.norm(smp_xy - true_xy[:, None], axis=-1).min(1)
+    other = true_xy.copy()
+    dy = np.sign(p1[:, 1] - p0[:, 0, 1].numpy())
+    other[:, 1] -= dy * 2 * args.push
+    hit_true = (np.linalg.norm(smp_xy - true_xy[:, None], axis=-1) < 0.06).any(1)
+    hit_other = (np.linalg.norm(smp_xy - other[:, None], axis=-1) < 0.06).any(1)
+    spread = smp_xy.std(1).mean(-1)
+    far = (np.abs(p0[:, 0, 0].numpy()) > 0.25) & (np.abs(true_xy[:, 0]) > 0.25) & ~gust
+    g = gust
+    print(f"held-out transitions: {len(gust)}, gust cases: {g.sum()}, far-from-strip cases: {far.sum()}")
+    print(
+        f"gust cases: deterministic error {err_det[g].mean():.4f} m, best-of-{args.k} latent error {err_best[g].mean():.4f} m, ratio {err_best[g].mean() / err_det[g].mean():.2f}"
+    )
+    print(
+        f"mode coverage (both modes hit within 0.06 m): {(hit_true & hit_other)[g].mean():.0%} (recorded mode {hit_true[g].mean():.0%}, other mode {hit_other[g].mean():.0%})"
+    )
+    print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
+    print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
+
+
+if __name__ == "__main__":
+    main()
