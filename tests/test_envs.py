@@ -158,3 +158,26 @@ def test_unknown_policy():
     env = envs.make("reach")
     with pytest.raises(ValueError, match="unknown exploration policy 'spiral'"):
         env.reset(seed=0, options={"policy": "spiral"})
+
+
+def test_hazard_has_two_modes_and_a_trap():
+    """Same state, same action into the gust strip: pushed up in some seeds, down in
+    others; a push into a pit freezes the agent."""
+    import mujoco
+
+    env = envs.make("hazard")
+    u = env.unwrapped
+    outcomes, traps = set(), 0
+    for seed in range(12):
+        env.reset(seed=seed, options={"goal_state": np.array([0.35, 0.0])})
+        u.data.qpos[:2], u.data.qvel[:] = [-0.16, 0.05], 0.0
+        mujoco.mj_forward(u.model, u.data)
+        for _ in range(4):
+            obs, _, _, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+        outcomes.add(info["gust"])
+        if info["trapped"]:
+            traps += 1
+            before = obs["proprio"][:2].copy()
+            obs, _, _, _, info = env.step(np.array([-1.0, -1.0], dtype=np.float32))
+            assert np.allclose(obs["proprio"][:2], before) and info["trapped"]
+    assert outcomes == {1, -1} and 0 < traps < 12
