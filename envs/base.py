@@ -191,15 +191,18 @@ class GoalImageEnv(gym.Env):
         return self._last_obs, self._last_info
 
     def step(self, action):
-        action = self._check_action(action)
-        self.data.ctrl[:] = action
-        for _ in range(self.action_repeat):
-            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+        self._advance(self._check_action(action))
         obs = self._get_obs()
         info = self._info()
         self._last_obs, self._last_info = obs, info
         reward = -info["distance"]
         return obs, reward, False, False, info
+
+    def _advance(self, action: np.ndarray) -> None:
+        """Apply a checked action and simulate one env step (tasks with extra dynamics override it)."""
+        self.data.ctrl[:] = action
+        for _ in range(self.action_repeat):
+            mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
 
     def render(self):
         if self.render_mode == "rgb_array":

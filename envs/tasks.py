@@ -76,7 +76,24 @@ class ReachEnv(GoalImageEnv):
         return super().make_policy(name, rng)
 
 
-class TwoRoomEnv(GoalImageEnv):
+class PointMassEnv(GoalImageEnv):
+    """Shared parts of the point-mass tasks: the goal and the achieved state are the agent's
+    (x, y); proprio is (x, y, vx, vy)."""
+
+    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
+        return np.array(goal_state, dtype=np.float64)
+
+    def achieved(self) -> np.ndarray:
+        return self.data.qpos[:2].copy()
+
+    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
+        return {"agent": self.state_qpos(states)[..., :2]}
+
+    def _proprio(self) -> np.ndarray:
+        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
+
+
+class TwoRoomEnv(PointMassEnv):
     """A point mass in two rooms joined by a door in the middle wall (x = 0, |y| < 0.08).
 
     Start and goal lie in different rooms, so every episode needs a path through the door.
@@ -108,18 +125,6 @@ class TwoRoomEnv(GoalImageEnv):
         # the goal always lies in the other room than the start
         side = -1.0 if self.data.qpos[0] > 0 else 1.0
         return self._point_in_room(side)
-
-    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
-        return np.array(goal_state, dtype=np.float64)
-
-    def achieved(self) -> np.ndarray:
-        return self.data.qpos[:2].copy()
-
-    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
-        return {"agent": self.state_qpos(states)[..., :2]}
-
-    def _proprio(self) -> np.ndarray:
-        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
 
     def make_policy(self, name: str, rng: np.random.Generator):
         from envs.policies import TwoRoomDirectedPolicy
@@ -206,7 +211,7 @@ class PushEnv(GoalImageEnv):
         return super().make_policy(name, rng)
 
 
-class HazardEnv(GoalImageEnv):
+class HazardEnv(PointMassEnv):
     """A stochastic task: a point mass crosses a hall past a gust strip and two pits.
 
     Entering the gust strip (|x| < 0.1, |y| < 0.12) knocks the agent ``gust_push`` metres
@@ -220,7 +225,6 @@ class HazardEnv(GoalImageEnv):
     planner never sees them. proprio: (x, y, vx, vy). Success: within 0.05 m of the goal.
     """
 
-    goal_dim = 2
     success_threshold = 0.05
     gust_half = (0.1, 0.12)
     pit_x, pit_y = 0.12, (0.2, 0.32)
@@ -242,24 +246,15 @@ class HazardEnv(GoalImageEnv):
     def sample_goal(self) -> np.ndarray:
         return self._side_point(-np.sign(self.data.qpos[0]))
 
-    def goal_qpos(self, goal_state: np.ndarray) -> np.ndarray:
-        return np.array(goal_state, dtype=np.float64)
-
-    def achieved(self) -> np.ndarray:
-        return self.data.qpos[:2].copy()
-
     def in_gust(self, xy: np.ndarray) -> bool:
         return bool(abs(xy[0]) < self.gust_half[0] and abs(xy[1]) < self.gust_half[1])
 
     def in_pit(self, xy: np.ndarray) -> bool:
         return bool(abs(xy[0]) < self.pit_x and self.pit_y[0] < abs(xy[1]) < self.pit_y[1])
 
-    def step(self, action):
-        action = self._check_action(action)
+    def _advance(self, action: np.ndarray) -> None:
         if self._trapped_at is None:
-            self.data.ctrl[:] = action
-            for _ in range(self.action_repeat):
-                mujoco.mj_step(self.model, self.data, nstep=self.frame_skip)
+            super()._advance(action)
             inside = self.in_gust(self.data.qpos[:2])
             if inside and not self._in_gust:  # entering the strip: a push up or down, 50/50
                 self._gust = 1 if self.np_random.random() < 0.5 else -1
@@ -270,21 +265,12 @@ class HazardEnv(GoalImageEnv):
         if self._trapped_at is not None:  # a pit holds the agent: it does not move again
             self.data.qpos[:2], self.data.qvel[:] = self._trapped_at, 0.0
         mujoco.mj_forward(self.model, self.data)
-        obs, info = self._get_obs(), self._info()
-        self._last_obs, self._last_info = obs, info
-        return obs, -info["distance"], False, False, info
 
     def _info(self, with_goal: bool = False) -> dict:
         info = super()._info(with_goal)
         info["gust"] = self._gust
         info["trapped"] = self._trapped_at is not None
         return info
-
-    def task_state(self, states: np.ndarray) -> dict[str, np.ndarray]:
-        return {"agent": self.state_qpos(states)[..., :2]}
-
-    def _proprio(self) -> np.ndarray:
-        return np.concatenate([self.data.qpos[:2], self.data.qvel[:2]]).astype(np.float32)
 
     def make_policy(self, name: str, rng: np.random.Generator):
         from envs.policies import HazardDirectedPolicy
