@@ -31,10 +31,8 @@ def test_shipped_reach_model_reaches_goal_images():
         lambda: hydra.utils.instantiate(cfg.planner, action_dim=wm.action_dim),
         episodes=10,
         budget=int(cfg.budget),
-        energy=str(cfg.energy),
         progress=False,
-        proprio_weight=float(cfg.energy_proprio_weight),
-        all_steps=bool(cfg.energy_all_steps),
+        cost_kw={"energy": str(cfg.energy), "proprio_weight": float(cfg.energy_proprio_weight), "all_steps": bool(cfg.energy_all_steps)},
     )
     assert OmegaConf.select(cfg, "planner._target_") == "planners.CEM"
     assert summary["successes"] >= 5, summary

@@ -226,6 +226,15 @@ def cmd_plan(cfg) -> None:
 
     make_planner()  # fail early on bad planner settings
     out = str(cfg.out)
+    cost_kw = {
+        "energy": str(cfg.energy),
+        "proprio_weight": float(cfg.energy_proprio_weight),
+        "all_steps": bool(cfg.energy_all_steps),
+        "futures": int(cfg.risk.futures),
+        "risk": str(cfg.risk.aggregate),
+        "beta": float(cfg.risk.beta),
+        "alpha": float(cfg.risk.alpha),
+    }
     summary, _ = evaluate(
         cfg.env.name,
         wm,
@@ -233,13 +242,10 @@ def cmd_plan(cfg) -> None:
         episodes,
         budget,
         int(cfg.execute),
-        str(cfg.energy),
         media_dir=out,
         media_episodes=int(cfg.media_episodes),
         progress=bool(cfg.progress),
-        proprio_weight=float(cfg.energy_proprio_weight),
-        all_steps=bool(cfg.energy_all_steps),
-        risk={"futures": int(cfg.risk.futures), "risk": str(cfg.risk.aggregate), "beta": float(cfg.risk.beta), "alpha": float(cfg.risk.alpha)},
+        cost_kw=cost_kw,
     )
     from omegaconf import OmegaConf
 
@@ -249,9 +255,9 @@ def cmd_plan(cfg) -> None:
         planner=OmegaConf.to_container(cfg.planner),
         budget=budget,
         execute=int(cfg.execute),
-        energy=str(cfg.energy),
-        energy_proprio_weight=float(cfg.energy_proprio_weight),
-        energy_all_steps=bool(cfg.energy_all_steps),
+        energy=cost_kw["energy"],
+        energy_proprio_weight=cost_kw["proprio_weight"],
+        energy_all_steps=cost_kw["all_steps"],
         risk=OmegaConf.to_container(cfg.risk),
     )
     os.makedirs(out, exist_ok=True)

@@ -107,6 +107,26 @@ class WorldModel(nn.Module):
         """Mean over dimensions of |pred - goal| / (decoder error), (..., P) -> (...)."""
         return ((pred - goal).abs() / self.proprio_decoder_err.clamp_min(1e-3)).mean(-1)
 
+    def goal_energy(
+        self,
+        pred: torch.Tensor,
+        pred_proprio: torch.Tensor | None,
+        goal: torch.Tensor,
+        goal_proprio: torch.Tensor | None = None,
+        kind: str = "l1",
+        proprio_weight: float = 0.0,
+        all_steps: bool = False,
+    ) -> torch.Tensor:
+        """The planning energy: ``energy`` of predicted states (..., H, K, D) to the goal's
+        (..., K, D), on the final step or averaged over all (``all_steps``), plus
+        ``proprio_weight`` x ``proprio_distance`` of the predicted proprio (..., H, P) to the
+        proprio read from the goal image (..., P). Returns (...)."""
+        e = self.energy(pred, goal, kind=kind, last_only=not all_steps)
+        if proprio_weight > 0:
+            pp = pred_proprio if all_steps else pred_proprio[..., -1:, :]
+            e = e + proprio_weight * self.proprio_distance(pp, goal_proprio.unsqueeze(-2)).mean(-1)
+        return e
+
     @torch.no_grad()
     def encode_goal(self, pixels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A goal image (B, H, W, 3) uint8 -> state tokens (B, K, D) and the proprio read from it (B, P) or None."""

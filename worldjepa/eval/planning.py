@@ -83,11 +83,8 @@ def goal_cost(
     context, goal = context.detach(), goal.detach()
     proprio = proprio.detach() if proprio is not None else None
     goal_proprio = goal_proprio.detach() if goal_proprio is not None else None
-    goal_p = None
-    if proprio_weight > 0:
-        if proprio is None or goal_proprio is None:
-            raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
-        goal_p = goal_proprio
+    if proprio_weight > 0 and (proprio is None or goal_proprio is None):
+        raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
         B, N, H, A = actions.shape
@@ -100,10 +97,7 @@ def goal_cost(
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)
             g = goal.expand(B * N, -1, -1)
-        e = wm.energy(pred, g, kind=energy, last_only=not all_steps)
-        if goal_p is not None:
-            pp = pred_p if all_steps else pred_p[..., -1:, :]
-            e = e + proprio_weight * wm.proprio_distance(pp, goal_p.unsqueeze(-2)).mean(-1)
+        e = wm.goal_energy(pred, pred_p, g, goal_proprio, kind=energy, proprio_weight=proprio_weight, all_steps=all_steps)
         if futures > 1:
             e = aggregate(e, risk, beta, alpha)
         return e.view(B, N)
@@ -129,15 +123,14 @@ def run_episode(
     seed: int,
     budget: int,
     execute: int = 1,
-    energy: str = "l1",
     keep_frames: bool = False,
-    proprio_weight: float = 0.0,
-    all_steps: bool = False,
-    risk: dict | None = None,
+    cost_kw: dict | None = None,
 ) -> EpisodeResult:
     """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
 
     ``budget`` counts env steps; each model action is ``frameskip`` env actions.
+    ``cost_kw`` holds the energy settings passed to :func:`goal_cost` (energy, proprio_weight,
+    all_steps, futures, risk, beta, alpha).
     """
     spec = wm.spec
     obs, info = env.reset(seed=seed)
@@ -157,7 +150,7 @@ def run_episode(
         with torch.no_grad():
             ctx = wm.encode(torch.from_numpy(o["pixels"])[None, None].to(device))
         prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
-        return goal_cost(wm, ctx, goal, prop, energy, proprio_weight, goal_p, all_steps, **(risk or {}))
+        return goal_cost(wm, ctx, goal, prop, goal_proprio=goal_p, **(cost_kw or {}))
 
     def act(a: torch.Tensor) -> bool:
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
@@ -225,13 +218,10 @@ def evaluate(
     episodes: int,
     budget: int,
     execute: int = 1,
-    energy: str = "l1",
     media_dir: str | None = None,
     media_episodes: int = 3,
     progress: bool = True,
-    proprio_weight: float = 0.0,
-    all_steps: bool = False,
-    risk: dict | None = None,
+    cost_kw: dict | None = None,
 ) -> tuple[dict, list[EpisodeResult]]:
     """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
     import os
@@ -251,9 +241,7 @@ def evaluate(
     t0 = time.perf_counter()
     for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
         keep = media_dir is not None and i < media_episodes
-        r = run_episode(
-            env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, energy, keep_frames=keep, proprio_weight=proprio_weight, all_steps=all_steps, risk=risk
-        )
+        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, keep_frames=keep, cost_kw=cost_kw)
         results.append(r)
         if keep:
             os.makedirs(media_dir, exist_ok=True)

@@ -32,6 +32,18 @@ def _encode_clips(wm, ds: ClipDataset, idx: list[int], device) -> dict[str, torc
     return out
 
 
+def _held_out_clips(wm, data: str, episodes: list[int], horizon: int, clips: int, seed: int, device):
+    """Up to ``clips`` random clips of history + horizon model steps, encoded.
+
+    Returns (history C, clip length T, the rng that chose them, their indices, the batch)."""
+    C = wm.spec.history
+    T = C + horizon
+    test = ClipDataset(data, clip_len=T, frameskip=wm.spec.frameskip, episodes=episodes)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(test), size=min(clips, len(test)), replace=False).tolist()
+    return C, T, rng, idx, _encode_clips(wm, test, idx, device)
+
+
 @torch.no_grad()
 def open_loop_errors(
     wm, data: str, train_episodes: list[int], test_episodes: list[int], env, horizon: int = 10, clips: int = 64, seed: int = 0, device="cpu"
@@ -43,12 +55,7 @@ def open_loop_errors(
          "probe_m": same keys (metres), "probe_name": the probed quantity}.
     """
     wm = wm.to(device).eval()
-    C, fs = wm.spec.history, wm.spec.frameskip
-    T = C + horizon
-    test = ClipDataset(data, clip_len=T, frameskip=fs, episodes=test_episodes)
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(test), size=min(clips, len(test)), replace=False).tolist()
-    b = _encode_clips(wm, test, idx, device)
+    C, T, rng, idx, b = _held_out_clips(wm, data, test_episodes, horizon, clips, seed, device)
     z, a, p = b["z"], b["actions"], b["proprio"]
     use_p = p[:, :C] if wm.spec.proprio_dim else None
     ctx_a = a[:, : C - 1] if C > 1 else None
@@ -115,12 +122,7 @@ def goal_ranking(
          where the recorded sequence has the lowest energy}.
     """
     wm = wm.to(device).eval()
-    C, fs = wm.spec.history, wm.spec.frameskip
-    T = C + horizon
-    test = ClipDataset(data, clip_len=T, frameskip=fs, episodes=test_episodes)
-    rng = np.random.default_rng(seed)
-    idx = rng.choice(len(test), size=min(clips, len(test)), replace=False).tolist()
-    b = _encode_clips(wm, test, idx, device)
+    C, T, rng, idx, b = _held_out_clips(wm, data, test_episodes, horizon, clips, seed, device)
     z, a, p = b["z"], b["actions"], b["proprio"]
     B, N, A = len(idx), candidates + 1, wm.action_dim
     gen = torch.Generator().manual_seed(seed)
@@ -130,10 +132,7 @@ def goal_ranking(
     use_p = p[:, :C].repeat_interleave(N, 0) if wm.spec.proprio_dim else None
     ctx_a = a[:, : C - 1].repeat_interleave(N, 0) if C > 1 else None
     pred, pred_p = wm.rollout(ctx, acts.flatten(0, 1), use_p, context_actions=ctx_a)
-    goal = z[:, T - 1].repeat_interleave(N, 0)
-    e = wm.energy(pred, goal)
-    if proprio_weight > 0:
-        e = e + proprio_weight * wm.proprio_distance(pred_p[:, -1], b["decoded_proprio"][:, T - 1].repeat_interleave(N, 0))
-    e = e.view(B, N)
+    goal_p = b["decoded_proprio"][:, T - 1].repeat_interleave(N, 0) if proprio_weight > 0 else None
+    e = wm.goal_energy(pred, pred_p, z[:, T - 1].repeat_interleave(N, 0), goal_p, proprio_weight=proprio_weight).view(B, N)
     lower = (e[:, 1:] < e[:, :1]).float().mean(1)
     return {"rank": float(lower.mean()), "top1": float((lower == 0).float().mean())}
