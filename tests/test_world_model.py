@@ -250,3 +250,13 @@ def test_sampling_needs_a_latent_and_risk_settings_are_checked(trained, latent_m
         goal_cost(det, torch.zeros(1, 1, 16, 48), torch.zeros(1, 16, 48), prop, futures=4)
     cost = goal_cost(model, ctx, goal, prop, futures=4, risk="cvar", alpha=0.5)
     assert cost(torch.zeros(1, 3, 2, 2)).shape == (1, 3)
+
+
+def test_latent_rollout_cached_equals_uncached(latent_model):
+    model, _ = latent_model
+    torch.manual_seed(4)
+    ctx = model.encode(torch.randint(0, 256, (2, 1, 64, 64, 3), dtype=torch.uint8))
+    acts, prop = torch.rand(2, 4, 2) * 2 - 1, torch.randn(2, 1, 6)
+    a, ap = model.rollout(ctx, acts, prop, use_cache=True)
+    b, bp = model.rollout(ctx, acts, prop, use_cache=False)
+    assert torch.allclose(a, b, atol=1e-5) and torch.allclose(ap, bp, atol=1e-5)

@@ -179,7 +179,7 @@ class WorldModel(nn.Module):
             full = torch.cat([context_actions, actions], dim=1)
         with torch.set_grad_enabled(grad):
             if self.latent is not None:  # the mean future: z at each step is the prior's mean
-                return self._latent_rollout(context, full, proprio, sample=False)
+                return self._latent_rollout(context, full, proprio, sample=False, use_cache=use_cache)
             return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
 
     def latent_features(self, states: torch.Tensor, proprio: torch.Tensor | None) -> torch.Tensor:
@@ -188,39 +188,32 @@ class WorldModel(nn.Module):
         return torch.cat([f, proprio], -1) if self.spec.proprio_dim else f
 
     def _latent_rollout(
-        self, context: torch.Tensor, full: torch.Tensor, proprio: torch.Tensor | None, sample: bool, generator: torch.Generator | None = None
+        self,
+        context: torch.Tensor,
+        full: torch.Tensor,
+        proprio: torch.Tensor | None,
+        sample: bool,
+        generator: torch.Generator | None = None,
+        use_cache: bool = True,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """KV-cached rollout of a latent model. Observed transitions inside the context use
-        the posterior (the next state is known); every other step draws z from the prior
+        """Rollout of a latent model. Observed transitions inside the context use the
+        posterior (the next state is known); every other step draws z from the prior
         (``sample``) or takes its mean."""
-        lat, pred = self.latent, self.predictor
-        B, C = context.shape[:2]
-        H = full.shape[1] - C + 1
-        if C + H - 1 > pred.cfg.max_steps:
-            raise ValueError(f"context {C} + horizon {H} exceeds the predictor's max_steps={pred.cfg.max_steps} (the longest trained context)")
+        lat = self.latent
+        C = context.shape[1]
         prop = proprio if self.spec.proprio_dim else None
 
         def draw(dist):
             return lat.sample(*dist, generator=generator) if sample else dist[0]
 
-        pooled = self.latent_features(context, prop)  # (B, C, D + P)
-        zs = []
-        for t in range(C):
-            if t < C - 1:
-                zs.append(draw(lat.posterior(pooled[:, t], full[:, t], pooled[:, t + 1])))
-            else:
-                zs.append(draw(lat.prior(pooled[:, t], full[:, t])))
-        cache = [{} for _ in pred.blocks]
-        nxt, p = pred.step(context, full[:, :C], prop, cache, 0, z=torch.stack(zs, 1))
-        s, p = nxt[:, -1:], (p[:, -1:] if p is not None else None)
-        states, props = [s], [p]
-        for h in range(1, H):
-            a = full[:, C + h - 1 : C + h]
-            z = draw(lat.prior(self.latent_features(s, p)[:, 0], a[:, 0])).unsqueeze(1)
-            s, p = pred.step(s, a, p, cache, C + h - 1, z=z)
-            states.append(s)
-            props.append(p)
-        return torch.cat(states, 1), (torch.cat(props, 1) if props[0] is not None else None)
+        feats = self.latent_features(context, prop)  # (B, C, D + P)
+        zs = [draw(lat.posterior(feats[:, t], full[:, t], feats[:, t + 1])) for t in range(C - 1)]
+        zs.append(draw(lat.prior(feats[:, C - 1], full[:, C - 1])))
+
+        def z_next(s, p, a):
+            return draw(lat.prior(self.latent_features(s, p)[:, 0], a[:, 0])).unsqueeze(1)
+
+        return self.predictor.rollout(context, full, prop, use_cache=use_cache, z_context=torch.stack(zs, 1), z_next=z_next)
 
     @torch.no_grad()
     def sample_futures(

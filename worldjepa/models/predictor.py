@@ -253,7 +253,13 @@ class ACPredictor(nn.Module):
         return self._read(x, states)
 
     def rollout(
-        self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor | None = None, use_cache: bool = True
+        self,
+        states: torch.Tensor,
+        actions: torch.Tensor,
+        proprio: torch.Tensor | None = None,
+        use_cache: bool = True,
+        z_context: torch.Tensor | None = None,
+        z_next=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Autoregressive rollout from a context (differentiable when the inputs require grad,
         for gradient planners; call it under ``torch.no_grad()`` otherwise).
@@ -264,6 +270,9 @@ class ACPredictor(nn.Module):
                 H - 1 further actions; the rollout predicts H steps after the context's last.
             proprio: (B, C, P) context proprio, or None.
             use_cache: False re-runs the whole growing sequence each step (for checking).
+            z_context: (B, C, Z) latents of the context steps (models with z_dim > 0).
+            z_next: for those models, ``z_next(state (B, 1, K, E), proprio (B, 1, P) or None,
+                action (B, 1, A)) -> (B, 1, Z)``, the latent of each predicted step.
 
         Returns:
             predicted states (B, H, K, E) and proprio (B, H, P) or None.
@@ -277,22 +286,25 @@ class ACPredictor(nn.Module):
         preds, props = [], []
         if use_cache:
             cache = [{} for _ in self.blocks]
-            nxt, prop = self.step(states, actions[:, :C], proprio, cache, 0)
+            nxt, prop = self.step(states, actions[:, :C], proprio, cache, 0, z=z_context)
             s, p = nxt[:, -1:], (prop[:, -1:] if prop is not None else None)
             preds.append(s)
             props.append(p)
             for h in range(1, H):
-                s, p = self.step(s, actions[:, C + h - 1 : C + h], p, cache, C + h - 1)
+                a = actions[:, C + h - 1 : C + h]
+                s, p = self.step(s, a, p, cache, C + h - 1, z=z_next(s, p, a) if z_next is not None else None)
                 preds.append(s)
                 props.append(p)
         else:
-            seq_s, seq_p = states, proprio
+            seq_s, seq_p, seq_z = states, proprio, z_context
             for h in range(H):
-                nxt, prop = self.forward(seq_s, actions[:, : C + h], seq_p)
+                nxt, prop = self.forward(seq_s, actions[:, : C + h], seq_p, z=seq_z)
                 s, p = nxt[:, -1:], (prop[:, -1:] if prop is not None else None)
                 preds.append(s)
                 props.append(p)
                 seq_s = torch.cat([seq_s, s], 1)
                 seq_p = torch.cat([seq_p, p], 1) if p is not None else None
+                if seq_z is not None and h < H - 1:
+                    seq_z = torch.cat([seq_z, z_next(s, p, actions[:, C + h : C + h + 1])], 1)
         out_p = torch.cat(props, 1) if props[0] is not None else None
         return torch.cat(preds, 1), out_p
