@@ -260,3 +260,33 @@ def test_latent_rollout_cached_equals_uncached(latent_model):
     a, ap = model.rollout(ctx, acts, prop, use_cache=True)
     b, bp = model.rollout(ctx, acts, prop, use_cache=False)
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(ap, bp, atol=1e-5)
+
+
+@pytest.mark.parametrize("stopgrad", [False, True])
+def test_target_stopgrad_and_state_decoder(stopgrad):
+    """With ``target_stopgrad`` the frame that is only a target passes no gradient back
+    (V-JEPA's stop-gradient); a decoder reading the pooled states trains the pooler."""
+    from worldjepa.train.world import WorldTask
+
+    torch.manual_seed(0)
+    cfg = pred_cfg(num_state_tokens=1, proprio_decoder_hidden=16, proprio_decoder_input="states")
+    model = WorldModel(ENC, cfg, WorldModelSpec(proprio_dim=6))
+    obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, proprio_weight=0.0, target_stopgrad=stopgrad, reg="none")
+    task = WorldTask.__new__(WorldTask)
+    task.obj, task.module, task.sigreg = obj, model, None
+    task.trainable_states = True
+    patches = torch.randn(2, 3, 16, 48, requires_grad=True)
+    batch = {"patches": patches, "actions": torch.randn(2, 3, 2), "proprio": torch.randn(2, 3, 6), "seed": 0}
+    loss, _ = task.loss(batch, 0)
+    loss.backward()
+    last = patches.grad[:, -1].abs().sum()  # frame 2 is never an input, only a target
+    assert (last == 0) if stopgrad else (last > 0)
+    # the decoder on the pooled states: its loss reaches the pooler
+    model.zero_grad()
+    model.decode_proprio(torch.randn(2, 16, 48)).sum().backward()
+    assert model.pooler.queries.grad.abs().sum() > 0 and model.proprio_decoder[0].in_features == 48
+
+
+def test_bad_decoder_input():
+    with pytest.raises(ValueError, match="proprio_decoder_input"):
+        pred_cfg(proprio_decoder_input="pixels")

@@ -70,8 +70,11 @@ class WorldModel(nn.Module):
         # proprio with, since a goal is given only as an image (DESIGN.md section 3)
         if pred.proprio_decoder_hidden and not pred.proprio_dim:
             raise ValueError("predictor.proprio_decoder_hidden > 0 needs a model that uses proprio (use_proprio: true)")
-        # it reads the flattened patch tokens: where things are is in which patch shows them
-        n_in = enc.grid * enc.grid * enc.dim
+        # it reads the flattened patch tokens (where things are is in which patch shows them),
+        # or the K pooled state tokens: then its loss also keeps them informative, so the
+        # latent the predictor rolls out carries the state (the pooler alone may collapse)
+        n_tok = pred.num_state_tokens if (pred.proprio_decoder_input == "states" and pred.num_state_tokens) else enc.grid * enc.grid
+        n_in = n_tok * enc.dim
         self.proprio_decoder = mlp(n_in, [pred.proprio_decoder_hidden] * 2, pred.proprio_dim) if pred.proprio_decoder_hidden else None
         if self.proprio_decoder is not None:
             # running mean absolute error of each decoded proprio dimension (updated in training):
@@ -98,9 +101,14 @@ class WorldModel(nn.Module):
         return self.idm(torch.cat([s0.mean(-2), s1.mean(-2)], dim=-1))
 
     def decode_proprio(self, patches: torch.Tensor) -> torch.Tensor:
-        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image."""
+        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image
+        (through the pooled state tokens when ``predictor.proprio_decoder_input = states``)."""
         if self.proprio_decoder is None:
             raise ValueError("this model has no proprio decoder (predictor.proprio_decoder_hidden = 0)")
+        if self.pred_cfg.proprio_decoder_input == "states" and self.pooler is not None:
+            lead = patches.shape[:-2]
+            states = self.pooler(patches.reshape(-1, *patches.shape[-2:]))
+            return self.proprio_decoder(states.flatten(-2)).view(*lead, -1)
         return self.proprio_decoder(patches.flatten(-2))
 
     def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:

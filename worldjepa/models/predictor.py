@@ -41,10 +41,13 @@ class PredictorConfig:
     max_steps: int = 32  # longest sequence (context + rollout) the predictor accepts
     idm_hidden: int = 0  # hidden width of the inverse-dynamics head (s_t, s_t+1) -> a_t; 0 = none
     proprio_decoder_hidden: int = 0  # hidden width of the state -> proprio decoder (goal proprio from a goal image); 0 = none
+    proprio_decoder_input: str = "patches"  # what the decoder reads: "patches" (all patch tokens) or "states" (the K pooled tokens, which it then keeps informative)
     z_dim: int = 0  # per-step latent variable size (worldjepa/models/latent.py); 0 = deterministic
     z_hidden: int = 128  # hidden width of the latent prior/posterior heads
 
     def __post_init__(self) -> None:
+        if self.proprio_decoder_input not in ("patches", "states"):
+            raise ValueError(f"predictor.proprio_decoder_input must be 'patches' or 'states', got {self.proprio_decoder_input!r}")
         if self.dim % self.heads:
             raise ValueError(f"predictor dim {self.dim} must be divisible by heads {self.heads}")
         if (

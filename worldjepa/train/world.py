@@ -49,7 +49,8 @@ class WorldObjective:
     idm_weight: float = 0.0  # inverse-dynamics loss (needs predictor.idm_hidden > 0)
     kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
     free_bits: float = 1.0  # nats per step of KL that are not penalised
-    proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
+    proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch (or pooled state) tokens (needs predictor.proprio_decoder_hidden > 0)
+    target_stopgrad: bool = False  # no gradient through the target state tokens (V-JEPA); the pooler then learns only from the context side and the decoder
     batch_size: int = 32
     seed: int = 0
 
@@ -119,8 +120,9 @@ class WorldTask:
             total = total + obj.kl_weight * free_bits_kl(kl, obj.free_bits)
             metrics["kl_nats"] = float(kl.sum(-1).mean().detach())
         # teacher forcing: steps 0..T-2 predict 1..T-1
+        tgt = s.detach() if obj.target_stopgrad else s
         pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z)
-        tf = F.l1_loss(pred, s[:, 1:])
+        tf = F.l1_loss(pred, tgt[:, 1:])
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
         if prop is not None:
@@ -133,7 +135,7 @@ class WorldTask:
             roll = 0.0
             for k in range(obj.rollout_steps):
                 nxt, nprop = m.predictor(seq_s, a[:, : C + k], seq_p, z=z[:, : C + k] if z is not None else None)
-                roll = roll + F.l1_loss(nxt[:, -1], s[:, C + k])
+                roll = roll + F.l1_loss(nxt[:, -1], tgt[:, C + k])
                 seq_s = torch.cat([seq_s, nxt[:, -1:]], 1)
                 seq_p = torch.cat([seq_p, nprop[:, -1:]], 1) if seq_p is not None else None
             roll = roll / obj.rollout_steps
