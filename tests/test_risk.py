@@ -50,3 +50,16 @@ def test_risk_aware_planning_avoids_the_hazard():
     assert plan("mean") > 0.3
     assert plan("cvar", alpha=0.2) < -0.3
     assert plan("mean_std", beta=1.0) < -0.3
+
+
+def test_summary_counts_trapped_episodes():
+    import numpy as np
+
+    from worldjepa.eval.planning import EpisodeResult, summarize
+
+    def ep(seed, ok, trapped):
+        return EpisodeResult(seed, ok, 0.1, [0.5], [], np.zeros((4, 4, 3), np.uint8), [[1.0]], trapped)
+
+    s = summarize([ep(0, True, False), ep(1, False, True), ep(2, False, True), ep(3, True, False)])
+    assert s["trapped_share"] == 0.5 and s["per_episode"][1]["trapped"] is True
+    assert "trapped_share" not in summarize([ep(0, True, None)])

@@ -114,6 +114,7 @@ class EpisodeResult:
     frames: list[np.ndarray]
     goal_pixels: np.ndarray
     energies: list[list[float]]  # per replan, best energy per planner iteration
+    trapped: bool | None = None  # tasks with a hazard (info["trapped"]) at the end; None elsewhere
 
 
 def run_episode(
@@ -168,7 +169,8 @@ def run_episode(
     log_ = mpc.run(observe, make_cost, act)
     final = state["info"]
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
-    return EpisodeResult(seed, bool(final["is_success"]), float(final["distance"]), log_.replan_seconds, state["frames"], goal_px, energies)
+    trapped = bool(final["trapped"]) if "trapped" in final else None
+    return EpisodeResult(seed, bool(final["is_success"]), float(final["distance"]), log_.replan_seconds, state["frames"], goal_px, energies, trapped)
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
@@ -176,14 +178,19 @@ def summarize(results: list[EpisodeResult]) -> dict:
     k = sum(r.success for r in results)
     lo, hi = wilson_interval(k, n)
     times = [t for r in results for t in r.replan_seconds]
+    hazard = [r.trapped for r in results if r.trapped is not None]
+    extra = {"trapped_share": sum(hazard) / len(hazard)} if hazard else {}
     return {
+        **extra,
         "episodes": n,
         "successes": k,
         "success_rate": k / max(n, 1),
         "success_ci95": [lo, hi],
         "final_distance_mean": float(np.mean([r.final_distance for r in results])) if results else float("nan"),
         "replan_seconds_mean": float(np.mean(times)) if times else float("nan"),
-        "per_episode": [{"seed": r.seed, "success": r.success, "final_distance": r.final_distance} for r in results],
+        "per_episode": [
+            {"seed": r.seed, "success": r.success, "final_distance": r.final_distance, **({"trapped": r.trapped} if r.trapped is not None else {})} for r in results
+        ],
     }
 
 
