@@ -59,27 +59,39 @@ class TwoRoomDirectedPolicy:
     """Visits random waypoints in both rooms, going through the door when the waypoint is across.
 
     About half of the waypoints lie in the other room, so most episodes cross the door.
+    Some waypoints are headed for straight, through a wall (the middle one, or an outer
+    one): a world model learns that walls stop the agent only from data where they do,
+    and the door route alone never shows it.
     """
+
+    bump_prob = 0.3  # share of waypoints driven at in a straight line, walls or not
+    bump_steps = 20  # steps spent pushing at such a waypoint before picking another
 
     def __init__(self, env, rng: np.random.Generator) -> None:
         self.env, self.rng = env, rng
         self._route: list[np.ndarray] = []
         self._age = 0
+        self._limit = 40
 
     def _plan_route(self) -> None:
         pos = self.env.data.qpos[:2]
         side = 1.0 if self.rng.random() < 0.5 else -1.0
         goal = np.array([side * self.rng.uniform(*self.env.room_x), self.rng.uniform(-self.env.room_y, self.env.room_y)])
+        self._age, self._limit = 0, 40
+        if self.rng.random() < self.bump_prob:  # straight at it; half of these aim beyond an outer wall
+            if self.rng.random() < 0.5:
+                goal = goal * np.array([1.4, 1.3])
+            self._route, self._limit = [goal], self.bump_steps
+            return
         route = []
         if np.sign(goal[0]) != np.sign(pos[0]):
             y = self.rng.uniform(-0.03, 0.03)
             route += [np.array([np.sign(pos[0]) * 0.12, y]), np.array([-np.sign(pos[0]) * 0.12, y])]
         self._route = route + [goal]
-        self._age = 0
 
     def __call__(self) -> np.ndarray:
         pos = self.env.data.qpos[:2]
-        if not self._route or self._age > 40:
+        if not self._route or self._age > self._limit:
             self._plan_route()
         if np.linalg.norm(self._route[0] - pos) < 0.04:
             self._route.pop(0)

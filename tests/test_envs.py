@@ -142,6 +142,24 @@ def test_tworoom_directed_policy_crosses_the_door():
     assert crossed >= 6
 
 
+def test_tworoom_directed_policy_also_meets_the_walls():
+    """Exploration must show walls stopping the agent, or a world model cannot learn them."""
+    env = envs.make("tworoom").unwrapped
+    blocked = 0
+    for seed in range(8):
+        env.reset(seed=seed, options={"policy": "directed"})
+        for _ in range(100):
+            a = env.explore_action()
+            x0 = env.data.qpos[0]
+            env.step(a)
+            dx = env.data.qpos[0] - x0
+            # at a wall (the middle one, off the door, or an outer one), pushing into it, x not moving
+            at_wall = (abs(x0) < 0.1 and abs(env.data.qpos[1]) > 0.1) or abs(x0) > 0.4
+            into = a[0] * (-np.sign(x0) if abs(x0) < 0.1 else np.sign(x0)) > 0.5
+            blocked += bool(at_wall and into and abs(dx) < 0.01)
+    assert blocked >= 20
+
+
 def test_push_directed_policy_moves_the_block():
     env = envs.make("push").unwrapped
     moved = []

@@ -60,7 +60,9 @@ class GaussianLatent(nn.Module):
             raise ValueError("GaussianLatent needs z_dim > 0")
         self.cfg = cfg
         self.prior_net = mlp(state_dim + action_dim, [cfg.hidden, cfg.hidden], 2 * cfg.z_dim)
-        self.post_net = mlp(2 * state_dim + action_dim, [cfg.hidden, cfg.hidden], 2 * cfg.z_dim)
+        # the posterior also gets the change next - current: what z must say (which way a
+        # push went) is in that difference, which an MLP otherwise has to learn to form
+        self.post_net = mlp(3 * state_dim + action_dim, [cfg.hidden, cfg.hidden], 2 * cfg.z_dim)
 
     def _dist(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mu, raw = out.chunk(2, dim=-1)
@@ -72,7 +74,7 @@ class GaussianLatent(nn.Module):
 
     def posterior(self, state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Like ``prior`` but also sees the real next state (training only)."""
-        return self._dist(self.post_net(torch.cat([state, action, next_state], -1)))
+        return self._dist(self.post_net(torch.cat([state, action, next_state, next_state - state], -1)))
 
     @staticmethod
     def sample(mu: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
