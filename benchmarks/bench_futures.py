@@ -32,6 +32,7 @@ def main() -> None:
     ap.add_argument("--det", required=True)
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--push", type=float, default=0.18)
+    ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
     torch.manual_seed(0)
     lat, det = WorldModel.load(args.latent), WorldModel.load(args.det)
@@ -79,6 +80,55 @@ def main() -> None:
     )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
+    if args.png:
+        futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)
+
+
+def futures_figure(lat, det, store, episodes, k: int, path: str, steps: int = 3, cases: int = 4) -> None:
+    """k sampled futures (predicted x, y over ``steps`` model steps) from just before the
+    gust strip, under the recorded actions, beside the deterministic model and the truth."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    fs = lat.spec.frameskip
+    found = []
+    for ep in episodes:
+        e = store.load(ep)
+        jump = np.flatnonzero(np.abs(np.diff(e["proprio"][:, 1])) > 0.12)
+        if len(jump) and jump[0] >= fs and jump[0] + steps * fs < len(e["actions"]):
+            t0 = (jump[0] // fs) * fs  # the model step whose transition holds the push
+            found.append((e, t0))
+        if len(found) == cases:
+            break
+    fig, axes = plt.subplots(1, len(found), figsize=(3.2 * len(found), 3.4), squeeze=False)
+    gen = torch.Generator().manual_seed(1)
+    for ax, (e, t0) in zip(axes[0], found):
+        fr = torch.from_numpy(e["frames"][t0])[None, None]
+        a = torch.from_numpy(e["actions"][t0 : t0 + steps * fs].reshape(steps, fs * e["actions"].shape[1])).float()[None]
+        p0 = torch.from_numpy(e["proprio"][t0])[None, None]
+        with torch.no_grad():
+            _, sp = lat.sample_futures(lat.encode(fr), a, k, p0, generator=gen)
+            _, dp = det.rollout(det.encode(fr), a, p0)
+        ax.add_patch(Rectangle((-0.1, -0.12), 0.2, 0.24, color="tab:orange", alpha=0.25, label="gust strip"))
+        for sy in (1, -1):
+            ax.add_patch(Rectangle((-0.12, 0.2 if sy > 0 else -0.32), 0.24, 0.12, color="k", alpha=0.3, label="pit" if sy > 0 else None))
+        start = e["proprio"][t0, :2]
+        for j in range(k):
+            xy = np.vstack([start, sp[0, j, :, :2].numpy()])
+            ax.plot(xy[:, 0], xy[:, 1], "-", color="tab:blue", alpha=0.35, lw=1, label="sampled futures" if j == 0 else None)
+        dxy = np.vstack([start, dp[0, :, :2].numpy()])
+        ax.plot(dxy[:, 0], dxy[:, 1], "--", color="tab:red", lw=1.5, label="deterministic model")
+        true = e["proprio"][t0 : t0 + steps * fs + 1 : fs, :2]
+        ax.plot(true[:, 0], true[:, 1], "-o", color="k", ms=3, lw=1.5, label="what happened")
+        ax.set(xlim=(-0.5, 0.5), ylim=(-0.5, 0.5), aspect="equal", xticks=[], yticks=[])
+    axes[0, 0].legend(fontsize=6, loc="lower left")
+    fig.suptitle(f"{k} sampled futures vs the deterministic model at the gust strip (Hazard, {steps} model steps)", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"figure: {path}")
 
 
 if __name__ == "__main__":

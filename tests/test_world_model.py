@@ -269,9 +269,10 @@ def test_target_stopgrad_and_state_decoder(stopgrad):
     from worldjepa.train.world import WorldTask
 
     torch.manual_seed(0)
-    cfg = pred_cfg(num_state_tokens=1, proprio_decoder_hidden=16, proprio_decoder_input="states")
+    cfg = pred_cfg(num_state_tokens=1, proprio_decoder_hidden=16, state_decoder_hidden=16)
     model = WorldModel(ENC, cfg, WorldModelSpec(proprio_dim=6))
     obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, proprio_weight=0.0, target_stopgrad=stopgrad, reg="none")
+    assert obj.state_decode_weight == 0.0
     task = WorldTask.__new__(WorldTask)
     task.obj, task.module, task.sigreg = obj, model, None
     task.trainable_states = True
@@ -281,12 +282,20 @@ def test_target_stopgrad_and_state_decoder(stopgrad):
     loss.backward()
     last = patches.grad[:, -1].abs().sum()  # frame 2 is never an input, only a target
     assert (last == 0) if stopgrad else (last > 0)
-    # the decoder on the pooled states: its loss reaches the pooler
+    # the state decoder reads the pooled states: its loss reaches the pooler
     model.zero_grad()
-    model.decode_proprio(torch.randn(2, 16, 48)).sum().backward()
-    assert model.pooler.queries.grad.abs().sum() > 0 and model.proprio_decoder[0].in_features == 48
+    model.decode_state_proprio(model.pool(torch.randn(2, 1, 16, 48))).sum().backward()
+    assert model.pooler.queries.grad.abs().sum() > 0 and model.state_decoder[0].in_features == 48
+
+
+def test_state_decoding_needs_a_state_decoder(tiny_reach_dataset, tmp_path):
+    obj = WorldObjective(recipe="frozen", clip_len=4, state_decode_weight=1.0)
+    with pytest.raises(ValueError, match="state_decoder_hidden"):
+        train_world_model(tiny_reach_dataset, str(tmp_path / "r"), ENC, pred_cfg(num_state_tokens=1), obj, tcfg(2), encoder_ckpt="unused")
 
 
 def test_bad_decoder_input():
     with pytest.raises(ValueError, match="proprio_decoder_input"):
         pred_cfg(proprio_decoder_input="pixels")
+    model = WorldModel(ENC, pred_cfg(num_state_tokens=1, proprio_decoder_hidden=8, proprio_decoder_input="states"), WorldModelSpec(proprio_dim=6))
+    assert model.proprio_decoder[0].in_features == 48 and model.decode_proprio(torch.randn(3, 16, 48)).shape == (3, 6)

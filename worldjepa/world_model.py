@@ -71,16 +71,22 @@ class WorldModel(nn.Module):
         if pred.proprio_decoder_hidden and not pred.proprio_dim:
             raise ValueError("predictor.proprio_decoder_hidden > 0 needs a model that uses proprio (use_proprio: true)")
         # it reads the flattened patch tokens (where things are is in which patch shows them),
-        # or the K pooled state tokens: then its loss also keeps them informative, so the
-        # latent the predictor rolls out carries the state (the pooler alone may collapse)
-        n_tok = pred.num_state_tokens if (pred.proprio_decoder_input == "states" and pred.num_state_tokens) else enc.grid * enc.grid
-        n_in = n_tok * enc.dim
+        # or the K pooled state tokens (then its loss also keeps them informative, but a
+        # K = 1 token reads a two-joint arm much less precisely: Reach's 2nd joint 0.65 vs 0.07)
+        self._decode_states = pred.proprio_decoder_input == "states" and pred.num_state_tokens > 0
+        n_in = (pred.num_state_tokens if self._decode_states else enc.grid * enc.grid) * enc.dim
         self.proprio_decoder = mlp(n_in, [pred.proprio_decoder_hidden] * 2, pred.proprio_dim) if pred.proprio_decoder_hidden else None
         if self.proprio_decoder is not None:
             # running mean absolute error of each decoded proprio dimension (updated in training):
             # the planner weighs each dimension by 1 / error, so what one image cannot show
             # (velocities) counts little and what it shows well (positions) counts most
             self.register_buffer("proprio_decoder_err", torch.ones(pred.proprio_dim))
+        # the same read-out from the K pooled state tokens, as a training loss only: a pooler
+        # trained by prediction alone can collapse (every frame to one token makes prediction
+        # trivially perfect); having to carry the proprio keeps the pooled latent informative
+        self.state_decoder = None
+        if pred.state_decoder_hidden and pred.num_state_tokens and pred.proprio_dim:
+            self.state_decoder = mlp(pred.num_state_tokens * enc.dim, [pred.state_decoder_hidden] * 2, pred.proprio_dim)
 
     @property
     def action_dim(self) -> int:
@@ -101,15 +107,20 @@ class WorldModel(nn.Module):
         return self.idm(torch.cat([s0.mean(-2), s1.mean(-2)], dim=-1))
 
     def decode_proprio(self, patches: torch.Tensor) -> torch.Tensor:
-        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image
-        (through the pooled state tokens when ``predictor.proprio_decoder_input = states``)."""
+        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image."""
         if self.proprio_decoder is None:
             raise ValueError("this model has no proprio decoder (predictor.proprio_decoder_hidden = 0)")
-        if self.pred_cfg.proprio_decoder_input == "states" and self.pooler is not None:
+        if self._decode_states:
             lead = patches.shape[:-2]
             states = self.pooler(patches.reshape(-1, *patches.shape[-2:]))
             return self.proprio_decoder(states.flatten(-2)).view(*lead, -1)
         return self.proprio_decoder(patches.flatten(-2))
+
+    def decode_state_proprio(self, states: torch.Tensor) -> torch.Tensor:
+        """Proprio read from pooled state tokens (..., K, D) -> (..., P) (the auxiliary state decoder)."""
+        if self.state_decoder is None:
+            raise ValueError("this model has no state decoder (predictor.state_decoder_hidden = 0, or K = all patches)")
+        return self.state_decoder(states.flatten(-2))
 
     def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Mean over dimensions of |pred - goal| / (decoder error), (..., P) -> (...)."""

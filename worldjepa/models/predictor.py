@@ -41,7 +41,8 @@ class PredictorConfig:
     max_steps: int = 32  # longest sequence (context + rollout) the predictor accepts
     idm_hidden: int = 0  # hidden width of the inverse-dynamics head (s_t, s_t+1) -> a_t; 0 = none
     proprio_decoder_hidden: int = 0  # hidden width of the state -> proprio decoder (goal proprio from a goal image); 0 = none
-    proprio_decoder_input: str = "patches"  # what the decoder reads: "patches" (all patch tokens) or "states" (the K pooled tokens, which it then keeps informative)
+    proprio_decoder_input: str = "patches"  # what that decoder reads: "patches" (all patch tokens) or "states" (the K pooled tokens)
+    state_decoder_hidden: int = 0  # hidden width of a pooled-state -> proprio decoder (an auxiliary loss that keeps the pooled tokens informative); 0 = none
     z_dim: int = 0  # per-step latent variable size (worldjepa/models/latent.py); 0 = deterministic
     z_hidden: int = 128  # hidden width of the latent prior/posterior heads
 
@@ -54,6 +55,7 @@ class PredictorConfig:
             self.num_state_tokens < 0
             or self.idm_hidden < 0
             or self.proprio_decoder_hidden < 0
+            or self.state_decoder_hidden < 0
             or self.action_dim <= 0
             or self.proprio_dim < 0
             or self.max_steps <= 0

@@ -49,7 +49,8 @@ class WorldObjective:
     idm_weight: float = 0.0  # inverse-dynamics loss (needs predictor.idm_hidden > 0)
     kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
     free_bits: float = 1.0  # nats per step of KL that are not penalised
-    proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch (or pooled state) tokens (needs predictor.proprio_decoder_hidden > 0)
+    proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
+    state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
     target_stopgrad: bool = False  # no gradient through the target state tokens (V-JEPA); the pooler then learns only from the context side and the decoder
     batch_size: int = 32
     seed: int = 0
@@ -152,6 +153,10 @@ class WorldTask:
                 m.proprio_decoder_err.mul_(0.98).add_(0.02 * err.flatten(0, -2).mean(0).float())
             total = total + obj.proprio_decode_weight * dec
             metrics["proprio_decode_loss"] = float(dec.detach())
+        if obj.state_decode_weight > 0:
+            sd = (m.decode_state_proprio(s) - p).abs().mean()
+            total = total + obj.state_decode_weight * sd
+            metrics["state_decode_loss"] = float(sd.detach())
         if self.trainable_states and obj.reg != "none":
             z = s.flatten(0, 2).float()  # (B*T*K, D)
             if obj.reg == "sigreg":
@@ -201,6 +206,8 @@ def train_world_model(
         raise ValueError("objective.idm_weight > 0 needs an inverse-dynamics head: set predictor.idm_hidden > 0")
     if obj.proprio_decode_weight > 0 and not pred.proprio_decoder_hidden:
         raise ValueError("objective.proprio_decode_weight > 0 needs a proprio decoder: set predictor.proprio_decoder_hidden > 0")
+    if obj.state_decode_weight > 0 and not (pred.state_decoder_hidden and pred.num_state_tokens and pred.proprio_dim):
+        raise ValueError("objective.state_decode_weight > 0 needs a state decoder: set predictor.state_decoder_hidden > 0, with pooled states (num_state_tokens > 0) and proprio")
     if encoder_ckpt is not None:
         pre = load_encoder(encoder_ckpt)
         if pre.cfg != enc:
