@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -206,8 +206,12 @@ def train_world_model(
         raise ValueError("objective.idm_weight > 0 needs an inverse-dynamics head: set predictor.idm_hidden > 0")
     if obj.proprio_decode_weight > 0 and not pred.proprio_decoder_hidden:
         raise ValueError("objective.proprio_decode_weight > 0 needs a proprio decoder: set predictor.proprio_decoder_hidden > 0")
-    if obj.state_decode_weight > 0 and not (pred.state_decoder_hidden and pred.num_state_tokens and pred.proprio_dim):
-        raise ValueError("objective.state_decode_weight > 0 needs a state decoder: set predictor.state_decoder_hidden > 0, with pooled states (num_state_tokens > 0) and proprio")
+    if obj.state_decode_weight > 0 and pred.num_state_tokens == 0:
+        # all patch tokens are fixed targets that cannot collapse: nothing to keep informative
+        log.info("K = all patches: objective.state_decode_weight is not used")
+        obj = replace(obj, state_decode_weight=0.0)
+    if obj.state_decode_weight > 0 and not (pred.state_decoder_hidden and pred.proprio_dim):
+        raise ValueError("objective.state_decode_weight > 0 needs a state decoder: set predictor.state_decoder_hidden > 0 (and a model with proprio), or the weight to 0")
     if encoder_ckpt is not None:
         pre = load_encoder(encoder_ckpt)
         if pre.cfg != enc:
