@@ -189,7 +189,8 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "final_distance_mean": float(np.mean([r.final_distance for r in results])) if results else float("nan"),
         "replan_seconds_mean": float(np.mean(times)) if times else float("nan"),
         "per_episode": [
-            {"seed": r.seed, "success": r.success, "final_distance": r.final_distance, **({"trapped": r.trapped} if r.trapped is not None else {})} for r in results
+            {"seed": r.seed, "success": r.success, "final_distance": r.final_distance, **({"trapped": r.trapped} if r.trapped is not None else {})}
+            for r in results
         ],
     }
 

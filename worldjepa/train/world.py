@@ -211,7 +211,9 @@ def train_world_model(
         log.info("K = all patches: objective.state_decode_weight is not used")
         obj = replace(obj, state_decode_weight=0.0)
     if obj.state_decode_weight > 0 and not (pred.state_decoder_hidden and pred.proprio_dim):
-        raise ValueError("objective.state_decode_weight > 0 needs a state decoder: set predictor.state_decoder_hidden > 0 (and a model with proprio), or the weight to 0")
+        raise ValueError(
+            "objective.state_decode_weight > 0 needs a state decoder: set predictor.state_decoder_hidden > 0 (and a model with proprio), or the weight to 0"
+        )
     if encoder_ckpt is not None:
         pre = load_encoder(encoder_ckpt)
         if pre.cfg != enc:
