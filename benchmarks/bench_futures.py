@@ -25,6 +25,11 @@ from worldjepa.data.episodes import EpisodeStore
 from worldjepa.world_model import WorldModel
 
 
+def push_steps(proprio: np.ndarray) -> np.ndarray:
+    """Env steps whose change of y is a gust push (a jump of more than 0.12 m): (L+1, P) -> bool (L,)."""
+    return np.abs(np.diff(proprio[:, 1])) > 0.12
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -42,8 +47,7 @@ def main() -> None:
     frames, acts, props, gust = [], [], [], []
     for ep in meta["val_episodes"]:
         e = store.load(ep)
-        y = e["proprio"][:, 1]
-        jump = np.abs(np.diff(y)) > 0.12  # (L,) env-step pushes
+        jump = push_steps(e["proprio"])  # (L,) env-step pushes
         for t0 in range(0, len(e["actions"]) - fs + 1, fs):
             frames.append(e["frames"][t0])
             acts.append(e["actions"][t0 : t0 + fs].reshape(-1))
@@ -97,7 +101,7 @@ def futures_figure(lat, det, store, episodes, k: int, path: str, steps: int = 3,
     found = []
     for ep in episodes:
         e = store.load(ep)
-        jump = np.flatnonzero(np.abs(np.diff(e["proprio"][:, 1])) > 0.12)
+        jump = np.flatnonzero(push_steps(e["proprio"]))
         if len(jump) and jump[0] >= fs and jump[0] + steps * fs < len(e["actions"]):
             t0 = (jump[0] // fs) * fs  # the model step whose transition holds the push
             found.append((e, t0))

@@ -64,6 +64,7 @@ class TwoRoomDirectedPolicy:
     and the door route alone never shows it.
     """
 
+    route_steps = 40  # steps allowed per waypoint of a door route before picking another
     bump_prob = 0.3  # share of waypoints driven at in a straight line, walls or not
     bump_steps = 20  # steps spent pushing at such a waypoint before picking another
 
@@ -71,13 +72,13 @@ class TwoRoomDirectedPolicy:
         self.env, self.rng = env, rng
         self._route: list[np.ndarray] = []
         self._age = 0
-        self._limit = 40
+        self._limit = self.route_steps
 
     def _plan_route(self) -> None:
         pos = self.env.data.qpos[:2]
         side = 1.0 if self.rng.random() < 0.5 else -1.0
         goal = np.array([side * self.rng.uniform(*self.env.room_x), self.rng.uniform(-self.env.room_y, self.env.room_y)])
-        self._age, self._limit = 0, 40
+        self._age, self._limit = 0, self.route_steps
         if self.rng.random() < self.bump_prob:  # straight at it; half of these aim beyond an outer wall
             if self.rng.random() < 0.5:
                 goal = goal * np.array([1.4, 1.3])

@@ -94,11 +94,11 @@ class WorldModel(nn.Module):
 
     # ----- verbs --------------------------------------------------------------------------
     def pool(self, patches: torch.Tensor) -> torch.Tensor:
-        """Patch tokens (B, T, N, D) -> state tokens (B, T, K, D) (identity when K = all patches)."""
+        """Patch tokens (..., N, D) -> state tokens (..., K, D) (identity when K = all patches)."""
         if self.pooler is None:
             return patches
-        B, T = patches.shape[:2]
-        return self.pooler(patches.flatten(0, 1)).view(B, T, -1, patches.shape[-1])
+        lead, (N, D) = patches.shape[:-2], patches.shape[-2:]
+        return self.pooler(patches.reshape(-1, N, D)).view(*lead, -1, D)
 
     def inverse_dynamics(self, s0: torch.Tensor, s1: torch.Tensor) -> torch.Tensor:
         """Action predicted between state tokens s0 and s1 (..., K, D) -> (..., A)."""
@@ -106,14 +106,15 @@ class WorldModel(nn.Module):
             raise ValueError("this model has no inverse-dynamics head (predictor.idm_hidden = 0)")
         return self.idm(torch.cat([s0.mean(-2), s1.mean(-2)], dim=-1))
 
-    def decode_proprio(self, patches: torch.Tensor) -> torch.Tensor:
-        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image."""
+    def decode_proprio(self, patches: torch.Tensor, states: torch.Tensor | None = None) -> torch.Tensor:
+        """Proprio read from an image's patch tokens (..., N, D) -> (..., P), e.g. of a goal image.
+
+        With ``predictor.proprio_decoder_input = states`` it reads their pooled state tokens;
+        pass ``states`` (..., K, D) when they are already computed, so they are not pooled twice."""
         if self.proprio_decoder is None:
             raise ValueError("this model has no proprio decoder (predictor.proprio_decoder_hidden = 0)")
         if self._decode_states:
-            lead = patches.shape[:-2]
-            states = self.pooler(patches.reshape(-1, *patches.shape[-2:]))
-            return self.proprio_decoder(states.flatten(-2)).view(*lead, -1)
+            return self.proprio_decoder((self.pool(patches) if states is None else states).flatten(-2))
         return self.proprio_decoder(patches.flatten(-2))
 
     def decode_state_proprio(self, states: torch.Tensor) -> torch.Tensor:

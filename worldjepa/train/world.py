@@ -147,7 +147,7 @@ class WorldTask:
             total = total + obj.idm_weight * idm
             metrics["idm_loss"] = float(idm.detach())
         if obj.proprio_decode_weight > 0:
-            err = (m.decode_proprio(patches) - p).abs()
+            err = (m.decode_proprio(patches, states=s) - p).abs()
             dec = err.mean()
             with torch.no_grad():
                 m.proprio_decoder_err.mul_(0.98).add_(0.02 * err.flatten(0, -2).mean(0).float())
