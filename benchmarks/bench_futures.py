@@ -10,7 +10,10 @@ Figures, read through the predicted proprio position (x, y):
 * best-of-k error / deterministic error on gust cases (k = 16 prior samples);
 * mode coverage: the share of gust cases where some sample lands within 0.06 m of each mode;
 * spread: the mean std (m) of the k sampled positions on gust cases and on cases far from
-  the strip (|x| > 0.25 at both ends), where the future is deterministic.
+  the strip (|x| > 0.25 at both ends), where the future is deterministic;
+* the error with z from the posterior (which sees the real next frame): what z can carry at
+  best. If it is no better than the deterministic error, the predictor ignores z
+  (posterior collapse); if it is much better but best-of-k is not, the prior is at fault.
 """
 
 from __future__ import annotations
@@ -44,12 +47,13 @@ def main() -> None:
     fs = lat.spec.frameskip
     meta = json.load(open(f"{args.latent}/meta.json"))
     store = EpisodeStore(args.data)
-    frames, acts, props, gust = [], [], [], []
+    frames, nexts, acts, props, gust = [], [], [], [], []
     for ep in meta["val_episodes"]:
         e = store.load(ep)
         jump = push_steps(e["proprio"])  # (L,) env-step pushes
         for t0 in range(0, len(e["actions"]) - fs + 1, fs):
             frames.append(e["frames"][t0])
+            nexts.append(e["frames"][t0 + fs])
             acts.append(e["actions"][t0 : t0 + fs].reshape(-1))
             props.append((e["proprio"][t0], e["proprio"][t0 + fs]))
             gust.append(bool(jump[t0 : t0 + fs].any()))
@@ -62,6 +66,10 @@ def main() -> None:
         ctx_l, ctx_d = lat.encode(fr), det.encode(fr)
         _, dp = det.rollout(ctx_d, a, p0)
         _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0))
+        nxt_l = lat.encode(torch.from_numpy(np.stack(nexts))[:, None])
+        p1t = torch.from_numpy(p1)[:, None]
+        q = lat.latent.posterior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0], lat.latent_features(nxt_l, p1t)[:, 0])
+        _, qp = lat.predictor(ctx_l, a, p0, z=lat.latent.mode(q)[:, None])
     det_xy = dp[:, 0, :2].numpy()
     smp_xy = sp[:, :, 0, :2].numpy()  # (N, k, 2)
     true_xy = p1[:, :2]
@@ -83,6 +91,8 @@ def main() -> None:
         f"mode coverage (both modes hit within 0.06 m): {(hit_true & hit_other)[g].mean():.0%} (recorded mode {hit_true[g].mean():.0%}, other mode {hit_other[g].mean():.0%})"
     )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
+    err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)
+    print(f"posterior z (sees the next frame), gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
     if args.png:
         futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from worldjepa.models.latent import GaussianLatent, LatentConfig, free_bits_kl, gaussian_kl
+from worldjepa.models.latent import Latent, LatentConfig, RunningNorm, categorical_kl, free_bits_kl, gaussian_kl
 
 
 def test_kl_arithmetic():
@@ -14,37 +14,87 @@ def test_kl_arithmetic():
     assert torch.allclose(gaussian_kl(z, o * 0.5, z, o), torch.full((3,), math.log(2) + 0.125 - 0.5))
 
 
+def test_categorical_kl_arithmetic():
+    u = torch.full((2, 4), 0.25).log()
+    assert torch.allclose(categorical_kl(u, u), torch.zeros(2))
+    q = torch.tensor([[1.0 - 3e-6, 1e-6, 1e-6, 1e-6]]).log()  # (almost) one code, against uniform: log 4
+    assert torch.allclose(categorical_kl(q, u[:1]), torch.tensor([math.log(4)]), atol=1e-4)
+    half = torch.tensor([[0.5, 0.5, 1e-9, 1e-9]]).log()
+    assert torch.allclose(categorical_kl(half, u[:1]), torch.tensor([math.log(2)]), atol=1e-4)
+
+
 def test_free_bits_clip_and_gradient():
-    small = torch.full((4, 8), 0.05, requires_grad=True)  # 0.4 nats per step < 1
+    small = torch.full((4,), 0.4, requires_grad=True)  # 0.4 nats per step < 1
     loss = free_bits_kl(small, 1.0)
     assert torch.isclose(loss, torch.tensor(1.0))
     loss.backward()
     assert torch.all(small.grad == 0)  # below the free bits: no pressure
-    big = torch.full((4, 8), 0.5, requires_grad=True)  # 4 nats per step
+    big = torch.full((4,), 4.0, requires_grad=True)  # 4 nats per step
     free_bits_kl(big, 1.0).backward()
     assert torch.all(big.grad > 0)
 
 
-def test_posterior_sees_the_target_and_the_prior_does_not():
+def test_kl_balance_splits_the_gradient_between_prior_and_posterior():
     torch.manual_seed(0)
-    lat = GaussianLatent(16, 2, LatentConfig(z_dim=4))
+    lat = Latent(3, 1, LatentConfig(z_dim=4))
+    q = (torch.randn(5, 4, requires_grad=True), torch.rand(5, 4) + 0.5)
+    p = (torch.randn(5, 4, requires_grad=True), torch.rand(5, 4) + 0.5)
+    plain = torch.autograd.grad(lat.kl(q, p).mean(), [q[0], p[0]])
+    bal = torch.autograd.grad(lat.balanced_kl(q, p, 0.8, 0.0), [q[0], p[0]])
+    assert torch.allclose(bal[0], 0.2 * plain[0], atol=1e-6) and torch.allclose(bal[1], 0.8 * plain[1], atol=1e-6)
+
+
+def test_categorical_samples_follow_the_probabilities_and_pass_gradients():
+    lat = Latent(3, 1, LatentConfig(z_dim=8, kind="categorical", classes=4, unimix=0.0))
+    logits = torch.tensor([0.0, 1.0, 2.0, -1.0]).repeat(2).requires_grad_(True)
+    dist = lat._dist(logits.expand(20000, 8))
+    z = lat.sample(dist, generator=torch.Generator().manual_seed(0))
+    assert z.shape == (20000, 8) and torch.allclose(z.detach().sum(-1), torch.full((20000,), 2.0))  # one code per group
+    freq = z.detach().view(20000, 2, 4).mean(0)
+    assert torch.allclose(freq, torch.tensor([0.0, 1.0, 2.0, -1.0]).softmax(0).expand(2, 4), atol=0.02)
+    (z * torch.arange(8.0)).sum().backward()  # straight-through: the gradient reaches the logits
+    assert logits.grad.abs().sum() > 0
+    assert torch.equal(lat.mode(dist)[0], torch.tensor([0.0, 0, 1, 0, 0, 0, 1, 0]))
+
+
+def test_running_norm_centres_scales_and_only_learns_when_asked():
+    norm = RunningNorm(2, momentum=1.0)
+    x = torch.randn(4000, 2) * torch.tensor([0.01, 0.07]) + torch.tensor([3.0, -1.0])
+    y = norm(x, update=True)
+    assert torch.allclose(y.mean(0), torch.zeros(2), atol=1e-3)
+    assert y.pow(2).mean() == pytest.approx(1.0, rel=0.02)  # one global scale ...
+    assert y[:, 1].std() / y[:, 0].std() == pytest.approx(7.0, rel=0.05)  # ... so the dims keep their ratio
+    before = norm.mean.clone()
+    norm(x + 10.0)  # no update unless asked
+    norm.eval()
+    norm(x + 10.0, update=True)  # nor in eval mode
+    assert torch.equal(norm.mean, before)
+
+
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_posterior_sees_the_target_and_the_prior_does_not(kind):
+    torch.manual_seed(0)
+    lat = Latent(16, 2, LatentConfig(z_dim=4, kind=kind, classes=2))
     s, a = torch.randn(5, 16), torch.randn(5, 2)
     nxt = torch.randn(5, 16, requires_grad=True)
-    mu_q, _ = lat.posterior(s, a, nxt)
-    (g,) = torch.autograd.grad(mu_q.sum(), nxt)
+    q = lat.posterior(s, a, nxt)[0]
+    (g,) = torch.autograd.grad(q.sum(), nxt)
     assert g.abs().sum() > 0
-    mu_p, std_p = lat.prior(s, a)
-    assert torch.autograd.grad(mu_p.sum(), nxt, allow_unused=True)[0] is None  # no path from the target
-    assert torch.all(std_p >= lat.cfg.min_std)
+    p = lat.prior(s, a)
+    assert torch.autograd.grad(p[0].sum(), nxt, allow_unused=True)[0] is None  # no path from the target
+    if kind == "gaussian":
+        assert torch.all(p[1] >= lat.cfg.min_std) and torch.all(p[1] <= lat.cfg.max_std)
 
 
-def test_latent_covers_both_modes_where_a_deterministic_model_averages():
+@pytest.mark.parametrize("kind", ["gaussian", "categorical"])
+def test_latent_covers_both_modes_where_a_deterministic_model_averages(kind):
     """Tiny bimodal data: from x, the next value is x + 1 or x - 1 (a coin flip).
     A deterministic regressor predicts about x; the latent model's prior samples land
     near both x + 1 and x - 1."""
     torch.manual_seed(0)
-    lat = GaussianLatent(1, 1, LatentConfig(z_dim=2, hidden=32, free_bits=0.0, kl_weight=1.0))
-    dec = torch.nn.Sequential(torch.nn.Linear(1 + 2, 64), torch.nn.GELU(), torch.nn.Linear(64, 1))
+    zd = 2 if kind == "gaussian" else 4
+    lat = Latent(1, 1, LatentConfig(z_dim=zd, hidden=32, kind=kind, classes=4))
+    dec = torch.nn.Sequential(torch.nn.Linear(1 + zd, 64), torch.nn.GELU(), torch.nn.Linear(64, 1))
     det = torch.nn.Sequential(torch.nn.Linear(1, 64), torch.nn.GELU(), torch.nn.Linear(64, 1))
     opt = torch.optim.Adam([*lat.parameters(), *dec.parameters(), *det.parameters()], lr=3e-3)
     a0 = torch.zeros(256, 1)
@@ -52,8 +102,8 @@ def test_latent_covers_both_modes_where_a_deterministic_model_averages():
         x = torch.rand(256, 1) * 2 - 1
         y = x + torch.where(torch.rand(256, 1) < 0.5, 1.0, -1.0)
         post, prior = lat.posterior(x, a0, y), lat.prior(x, a0)
-        z = lat.sample(*post)
-        kl, _ = lat.kl_loss(post, prior)
+        z = lat.sample(post)
+        kl = lat.balanced_kl(post, prior, 0.8, 0.0)
         loss = (dec(torch.cat([x, z], -1)) - y).pow(2).mean() + 0.05 * kl + (det(x) - y).pow(2).mean()
         opt.zero_grad()
         loss.backward()
@@ -62,13 +112,13 @@ def test_latent_covers_both_modes_where_a_deterministic_model_averages():
         x = torch.linspace(-0.8, 0.8, 20).unsqueeze(-1)
         assert (det(x) - x).abs().mean() < 0.2  # the deterministic model predicts the mean
         xs = x.repeat(16, 1)
-        samples = dec(torch.cat([xs, lat.sample(*lat.prior(xs, torch.zeros_like(xs)))], -1)).view(16, 20)
+        samples = dec(torch.cat([xs, lat.sample(lat.prior(xs, torch.zeros_like(xs)))], -1)).view(16, 20)
         near_up = ((samples - (x.T + 1)).abs() < 0.3).any(0)
         near_down = ((samples - (x.T - 1)).abs() < 0.3).any(0)
     assert near_up.float().mean() >= 0.9 and near_down.float().mean() >= 0.9
 
 
-@pytest.mark.parametrize("kw", [{"z_dim": -1}, {"free_bits": -0.1}, {"kl_weight": -1.0}])
+@pytest.mark.parametrize("kw", [{"z_dim": -1}, {"kind": "vq"}, {"z_dim": 6, "kind": "categorical", "classes": 4}, {"unimix": 1.0}, {"min_std": 2.0}])
 def test_bad_latent_settings(kw):
     with pytest.raises(ValueError, match="invalid latent"):
         LatentConfig(**kw)

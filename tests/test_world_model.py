@@ -299,3 +299,23 @@ def test_bad_decoder_input():
         pred_cfg(proprio_decoder_input="pixels")
     model = WorldModel(ENC, pred_cfg(num_state_tokens=1, proprio_decoder_hidden=8, proprio_decoder_input="states"), WorldModelSpec(proprio_dim=6))
     assert model.proprio_decoder[0].in_features == 48 and model.decode_proprio(torch.randn(3, 16, 48)).shape == (3, 6)
+
+
+def test_held_actions_plan_in_the_env_action_space():
+    """hold_actions: the planner searches env actions, each held for the frameskip."""
+    from planners import CEM
+    from worldjepa.eval.planning import goal_cost, run_episode
+
+    torch.manual_seed(0)
+    wm = WorldModel(ENC, pred_cfg(action_dim=6), WorldModelSpec(task="reach", env_action_dim=2, frameskip=3, proprio_dim=6)).eval()
+    a = torch.tensor([[0.5, -1.0], [0.25, 0.75]])
+    assert torch.equal(wm.hold(a), torch.tensor([[0.5, -1.0] * 3, [0.25, 0.75] * 3]))
+    with pytest.raises(ValueError, match="held actions must have 2"):
+        wm.hold(torch.zeros(4, 6))
+    ctx = wm.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8))
+    goal, prop = ctx[:, 0] + 0.1, torch.randn(1, 1, 6)
+    env_acts = torch.rand(2, 3, 4, 2) * 2 - 1
+    held = goal_cost(wm, ctx, goal, prop, hold=True)(env_acts)
+    assert torch.allclose(held, goal_cost(wm, ctx, goal, prop)(wm.hold(env_acts)))
+    res = run_episode(envs.make("reach"), wm, CEM(2, 2, samples=8, elites=2, iterations=1), seed=0, budget=6, cost_kw={"hold": True})
+    assert len(res.replan_seconds) == 2  # 6 env steps = 2 model steps of 3 held env actions

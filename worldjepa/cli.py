@@ -216,10 +216,11 @@ def cmd_plan(cfg) -> None:
     device = resolve_device(str(cfg.device))
     ckpt = resolve_checkpoint(str(cfg.checkpoint), cfg.env.name)
     wm = WorldModel.load(ckpt, map_location=device)
+    hold = bool(cfg.hold_actions)
 
     def make_planner():
         try:
-            return _hydra.utils.instantiate(cfg.planner, action_dim=wm.action_dim)
+            return _hydra.utils.instantiate(cfg.planner, action_dim=wm.spec.env_action_dim if hold else wm.action_dim)
         except _hydra.errors.InstantiationException as exc:
             cause = exc.__cause__ or exc
             raise ValueError(f"bad planner settings: {cause}") from None
@@ -234,6 +235,7 @@ def cmd_plan(cfg) -> None:
         "risk": str(cfg.risk.aggregate),
         "beta": float(cfg.risk.beta),
         "alpha": float(cfg.risk.alpha),
+        "hold": hold,
     }
     summary, _ = evaluate(
         cfg.env.name,
@@ -258,6 +260,7 @@ def cmd_plan(cfg) -> None:
         energy=cost_kw["energy"],
         energy_proprio_weight=cost_kw["proprio_weight"],
         energy_all_steps=cost_kw["all_steps"],
+        hold_actions=hold,
         risk=OmegaConf.to_container(cfg.risk),
     )
     os.makedirs(out, exist_ok=True)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from worldjepa.models.encoder import EncoderConfig, VideoEncoder
-from worldjepa.models.latent import GaussianLatent, LatentConfig
+from worldjepa.models.latent import Latent, LatentConfig
 from worldjepa.models.predictor import ACPredictor, AttentivePooler, PredictorConfig
 from worldjepa.models.vit import mlp
 
@@ -64,8 +64,8 @@ class WorldModel(nn.Module):
         self.idm = mlp(2 * enc.dim, [pred.idm_hidden], pred.action_dim) if pred.idm_hidden else None
         # per-step latent variable: posterior in training, prior when rolling out
         # its heads see the pooled state tokens and the proprio of a step
-        lat_cfg = LatentConfig(z_dim=pred.z_dim, hidden=pred.z_hidden)
-        self.latent = GaussianLatent(enc.dim + pred.proprio_dim, pred.action_dim, lat_cfg) if pred.z_dim else None
+        lat_cfg = LatentConfig(z_dim=pred.z_dim, hidden=pred.z_hidden, kind=pred.z_kind, classes=pred.z_classes)
+        self.latent = Latent(enc.dim + pred.proprio_dim, pred.action_dim, lat_cfg) if pred.z_dim else None
         # proprio read from the state tokens alone: what the planner compares the predicted
         # proprio with, since a goal is given only as an image (DESIGN.md section 3)
         if pred.proprio_decoder_hidden and not pred.proprio_dim:
@@ -158,6 +158,17 @@ class WorldModel(nn.Module):
         """uint8 frames (B, T, H, W, 3) -> state tokens (B, T, K, D). Each frame is encoded on its own."""
         return self.pool(self.encoder.encode_frames(pixels))
 
+    def hold(self, env_actions: torch.Tensor) -> torch.Tensor:
+        """Model actions that hold one env action for the whole frameskip: (..., A_env) -> (..., A_env * frameskip).
+
+        Planners that search over held actions search a frameskip-times smaller space, and
+        each candidate moves the agent as far as one action can (independent env actions
+        within a model step mostly cancel out)."""
+        if env_actions.shape[-1] != self.spec.env_action_dim:
+            raise ValueError(f"held actions must have {self.spec.env_action_dim} (the env's action size) as last dim, got {tuple(env_actions.shape)}")
+        fs = self.spec.frameskip
+        return env_actions.unsqueeze(-2).expand(*env_actions.shape[:-1], fs, env_actions.shape[-1]).reshape(*env_actions.shape[:-1], -1)
+
     def check_actions(self, actions: torch.Tensor) -> None:
         if actions.dim() != 3 or actions.shape[-1] != self.action_dim:
             raise ValueError(
@@ -198,7 +209,7 @@ class WorldModel(nn.Module):
                 raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
             full = torch.cat([context_actions, actions], dim=1)
         with torch.set_grad_enabled(grad):
-            if self.latent is not None:  # the mean future: z at each step is the prior's mean
+            if self.latent is not None:  # the most likely future: z at each step is the prior's mode
                 return self._latent_rollout(context, full, proprio, sample=False, use_cache=use_cache)
             return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
 
@@ -224,7 +235,7 @@ class WorldModel(nn.Module):
         prop = proprio if self.spec.proprio_dim else None
 
         def draw(dist):
-            return lat.sample(*dist, generator=generator) if sample else dist[0]
+            return lat.sample(dist, generator=generator) if sample else lat.mode(dist)
 
         feats = self.latent_features(context, prop)  # (B, C, D + P)
         zs = [draw(lat.posterior(feats[:, t], full[:, t], feats[:, t + 1])) for t in range(C - 1)]

@@ -49,6 +49,7 @@ def goal_cost(
     risk: str = "mean",
     beta: float = 0.0,
     alpha: float = 1.0,
+    hold: bool = False,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -68,6 +69,8 @@ def goal_cost(
         futures: sampled futures per candidate (latent models; 1 = the mean future).
         risk, beta, alpha: how the futures' energies become one cost (planners/risk.py):
             "mean", "mean_std" (mean + beta * std) or "cvar" (mean of the worst alpha).
+        hold: candidates are env actions (A = the env's action size), each held for the
+            model step's frameskip (``WorldModel.hold``), instead of full model actions.
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -87,6 +90,8 @@ def goal_cost(
         raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
+        if hold:
+            actions = wm.hold(actions)
         B, N, H, A = actions.shape
         ctx = context.expand(B * N, -1, -1, -1)
         prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
@@ -131,7 +136,8 @@ def run_episode(
 
     ``budget`` counts env steps; each model action is ``frameskip`` env actions.
     ``cost_kw`` holds the energy settings passed to :func:`goal_cost` (energy, proprio_weight,
-    all_steps, futures, risk, beta, alpha).
+    all_steps, futures, risk, beta, alpha, hold); with ``hold`` the planner's actions are env
+    actions held for the frameskip.
     """
     spec = wm.spec
     obs, info = env.reset(seed=seed)
@@ -154,6 +160,8 @@ def run_episode(
         return goal_cost(wm, ctx, goal, prop, goal_proprio=goal_p, **(cost_kw or {}))
 
     def act(a: torch.Tensor) -> bool:
+        if (cost_kw or {}).get("hold"):
+            a = wm.hold(a)
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
         for chunk in chunks:
             o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))

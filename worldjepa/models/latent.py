@@ -1,15 +1,26 @@
-"""Per-step latent variable z for multimodal futures (continuous Gaussian, KL with free bits).
+"""Per-step latent variable z for multimodal futures: Gaussian or categorical, KL with free bits.
 
 The predictor's step t can go several ways from the same history and action; z_t says
 which. In training z_t is drawn from a **posterior** q(z_t | s_t, a_t, s_t+1) that sees
 the real next state; at test time from a **prior** p(z_t | s_t, a_t) that does not. The
 KL(q || p) term trains the prior and limits what z carries: it is clipped from below at
-``free_bits`` nats per step (no pressure below that), and weighted by ``kl_weight``, so
-that the path "target -> z -> prediction" cannot simply copy the next state.
+``free_bits`` nats per step (no pressure below that) and weighted, so that the path
+"target -> z -> prediction" cannot simply copy the next state.
 
-Inputs are the pooled state tokens (mean over K) of step t (and t+1 for the posterior)
-and the step's action; the prior is Markov in the current state, which suits tasks whose
-image shows their state.
+Two kinds (``kind``):
+
+* ``gaussian``: z ~ N(mu, std^2) of ``z_dim`` dimensions, reparameterised. Its prior is
+  unimodal, so two distinct outcomes must be told apart by where a sample falls.
+* ``categorical``: ``z_dim / classes`` groups of ``classes`` one-hot codes, sampled with
+  the straight-through estimator (DreamerV2). A prior over codes can put half its mass on
+  each of two outcomes, which is what a coin-flip future needs.
+
+Inputs are the pooled state tokens (mean over K, plus proprio) of step t (and t+1 and the
+change for the posterior). They are standardised by running statistics first: the pooled
+features are mostly a constant offset with small per-dimension variation, and a transition
+that matters (a gust's 0.18 m push) moves them by a few hundredths, too little for the
+heads to pick up at initialisation; unnormalised, the posterior stayed uninformative and
+the predictor learned to ignore z (posterior collapse).
 """
 
 from __future__ import annotations
@@ -21,20 +32,28 @@ from torch import nn
 
 from worldjepa.models.vit import mlp
 
+KINDS = ("gaussian", "categorical")
+
 
 @dataclass(frozen=True)
 class LatentConfig:
-    """Latent-variable sizes (configs/predictor/*.yaml, key ``latent``)."""
+    """Latent-variable sizes (configs/predictor/*.yaml, keys ``z_*``)."""
 
-    z_dim: int = 0  # 0 = deterministic predictor
+    z_dim: int = 0  # 0 = deterministic predictor; categorical: groups x classes (one-hot width)
     hidden: int = 128
-    free_bits: float = 1.0  # nats per step below which KL is not penalised
-    kl_weight: float = 0.1
-    min_std: float = 0.05
+    kind: str = "gaussian"  # gaussian | categorical
+    classes: int = 4  # categorical: codes per group
+    min_std: float = 0.05  # gaussian: smallest std
+    max_std: float = 1.0  # gaussian: largest std (unbounded, an ignored z's std drifted to 16)
+    unimix: float = 0.01  # categorical: share of a uniform mixed into every distribution (no zero probabilities)
 
     def __post_init__(self) -> None:
-        if self.z_dim < 0 or self.hidden <= 0 or self.free_bits < 0 or self.kl_weight < 0 or self.min_std <= 0:
+        if self.kind not in KINDS:
+            raise ValueError(f"invalid latent settings: kind must be one of {KINDS}, got {self.kind!r}")
+        if self.z_dim < 0 or self.hidden <= 0 or not 0 < self.min_std < self.max_std or not 0 <= self.unimix < 1 or self.classes < 2:
             raise ValueError(f"invalid latent settings: {self}")
+        if self.kind == "categorical" and self.z_dim % self.classes:
+            raise ValueError(f"invalid latent settings: categorical z_dim {self.z_dim} must be a multiple of classes {self.classes}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -46,43 +65,114 @@ def gaussian_kl(mu_q: torch.Tensor, std_q: torch.Tensor, mu_p: torch.Tensor, std
     return torch.log(std_p / std_q) + (var_q + (mu_q - mu_p).pow(2)) / (2 * var_p) - 0.5
 
 
-def free_bits_kl(kl_per_dim: torch.Tensor, free_bits: float) -> torch.Tensor:
-    """Sum KL over the last dim (nats per step), clip each step's total below at free_bits, mean."""
-    return kl_per_dim.sum(-1).clamp(min=free_bits).mean()
+def categorical_kl(logp_q: torch.Tensor, logp_p: torch.Tensor) -> torch.Tensor:
+    """KL(q || p) of categoricals given log-probabilities (..., C) -> (...,)."""
+    return (logp_q.exp() * (logp_q - logp_p)).sum(-1)
 
 
-class GaussianLatent(nn.Module):
-    """Prior and posterior heads over a per-step Gaussian z. Shapes in the methods."""
+def free_bits_kl(kl_step: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """KL in nats per step (...,): clip each step's KL below at ``free_bits``, then mean."""
+    return kl_step.clamp(min=free_bits).mean()
+
+
+class RunningNorm(nn.Module):
+    """Centre features (..., D) by their running per-dimension mean and scale them by one
+    running global standard deviation (the root mean of the per-dimension variances).
+
+    One scale, not one per dimension: a dimension that hardly varied while the statistics
+    were gathered would otherwise be blown up hundreds of times once the pooler's features
+    drift (the Gaussian heads' outputs then reached std 16). The statistics are updated (an
+    exponential moving average) only when ``update`` is true in training mode; the gradient
+    sees a fixed affine map, so training and evaluation normalise alike.
+    """
+
+    def __init__(self, dim: int, momentum: float = 0.02, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.momentum, self.eps = momentum, eps
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("var", torch.ones(dim))
+        self.register_buffer("count", torch.zeros((), dtype=torch.long))
+
+    def forward(self, x: torch.Tensor, update: bool = False) -> torch.Tensor:
+        if update and self.training:
+            with torch.no_grad():
+                flat = x.detach().reshape(-1, x.shape[-1]).float()
+                m, v = flat.mean(0), flat.var(0, unbiased=False)
+                w = 1.0 if int(self.count) == 0 else self.momentum
+                self.mean.lerp_(m, w)
+                self.var.lerp_(v, w)
+                self.count += 1
+        return (x - self.mean.to(x.dtype)) * torch.rsqrt(self.var.mean() + self.eps).to(x.dtype)
+
+
+class Latent(nn.Module):
+    """Prior and posterior heads over a per-step z (``cfg.kind``). A distribution is a tuple
+    of tensors: (mu, std) for the Gaussian, (log-probabilities (..., G, C),) for the
+    categorical; ``sample``, ``mode`` and ``kl`` take such tuples."""
 
     def __init__(self, state_dim: int, action_dim: int, cfg: LatentConfig) -> None:
         super().__init__()
         if cfg.z_dim <= 0:
-            raise ValueError("GaussianLatent needs z_dim > 0")
+            raise ValueError("a latent variable needs z_dim > 0")
         self.cfg = cfg
-        self.prior_net = mlp(state_dim + action_dim, [cfg.hidden, cfg.hidden], 2 * cfg.z_dim)
+        out = 2 * cfg.z_dim if cfg.kind == "gaussian" else cfg.z_dim
+        self.norm_state = RunningNorm(state_dim)
+        self.norm_delta = RunningNorm(state_dim)
+        self.prior_net = mlp(state_dim + action_dim, [cfg.hidden, cfg.hidden], out)
         # the posterior also gets the change next - current: what z must say (which way a
         # push went) is in that difference, which an MLP otherwise has to learn to form
-        self.post_net = mlp(3 * state_dim + action_dim, [cfg.hidden, cfg.hidden], 2 * cfg.z_dim)
+        self.post_net = mlp(3 * state_dim + action_dim, [cfg.hidden, cfg.hidden], out)
 
-    def _dist(self, out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, raw = out.chunk(2, dim=-1)
-        return mu, nn.functional.softplus(raw) + self.cfg.min_std
+    def _dist(self, out: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if self.cfg.kind == "gaussian":
+            mu, raw = out.chunk(2, dim=-1)
+            lo, hi = self.cfg.min_std, self.cfg.max_std
+            return mu, lo + (hi - lo) * torch.sigmoid(raw)
+        C = self.cfg.classes
+        probs = out.view(*out.shape[:-1], -1, C).softmax(-1)
+        probs = (1 - self.cfg.unimix) * probs + self.cfg.unimix / C
+        return (probs.log(),)
 
-    def prior(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """state (..., S), action (..., A) -> (mu, std) each (..., z_dim)."""
-        return self._dist(self.prior_net(torch.cat([state, action], -1)))
+    def prior(self, state: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """state (..., S), action (..., A) -> the distribution of z_t."""
+        return self._dist(self.prior_net(torch.cat([self.norm_state(state), action], -1)))
 
-    def posterior(self, state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Like ``prior`` but also sees the real next state (training only)."""
-        return self._dist(self.post_net(torch.cat([state, action, next_state, next_state - state], -1)))
+    def posterior(self, state: torch.Tensor, action: torch.Tensor, next_state: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Like ``prior`` but also sees the real next state (training; updates the input statistics)."""
+        s, n = self.norm_state(state, update=True), self.norm_state(next_state)
+        d = self.norm_delta(next_state - state, update=True)
+        return self._dist(self.post_net(torch.cat([s, action, n, d], -1)))
 
-    @staticmethod
-    def sample(mu: torch.Tensor, std: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Reparameterised sample mu + std * eps."""
-        eps = torch.randn(mu.shape, generator=generator, device="cpu" if generator is not None else mu.device).to(mu)
-        return mu + std * eps
+    def sample(self, dist: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+        """A differentiable sample (..., z_dim): reparameterised (Gaussian) or straight-through one-hot (categorical)."""
+        ref = dist[0]
+        dev = "cpu" if generator is not None else ref.device
+        if self.cfg.kind == "gaussian":
+            mu, std = dist
+            return mu + std * torch.randn(mu.shape, generator=generator, device=dev).to(mu)
+        logp = ref
+        u = torch.rand(logp.shape, generator=generator, device=dev).to(logp).clamp_(1e-9, 1 - 1e-9)
+        idx = (logp - torch.log(-torch.log(u))).argmax(-1)  # Gumbel-max: a draw from the categorical
+        onehot = nn.functional.one_hot(idx, self.cfg.classes).to(logp)
+        probs = logp.exp()
+        return (onehot + probs - probs.detach()).flatten(-2)
 
-    def kl_loss(self, post: tuple[torch.Tensor, torch.Tensor], prior: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(weighted free-bits KL loss, raw mean KL in nats per step)."""
-        kl = gaussian_kl(*post, *prior)
-        return self.cfg.kl_weight * free_bits_kl(kl, self.cfg.free_bits), kl.sum(-1).mean().detach()
+    def mode(self, dist: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """The most likely z (..., z_dim): the mean (Gaussian) or the most likely code of each group."""
+        if self.cfg.kind == "gaussian":
+            return dist[0]
+        logp = dist[0]
+        return nn.functional.one_hot(logp.argmax(-1), self.cfg.classes).to(logp).flatten(-2)
+
+    def kl(self, q: tuple[torch.Tensor, ...], p: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """KL(q || p) in nats per step (...,)."""
+        if self.cfg.kind == "gaussian":
+            return gaussian_kl(*q, *p).sum(-1)
+        return categorical_kl(q[0], p[0]).sum(-1)
+
+    def balanced_kl(self, q: tuple[torch.Tensor, ...], p: tuple[torch.Tensor, ...], balance: float, free_bits: float) -> torch.Tensor:
+        """KL loss with KL balancing (DreamerV2): ``balance`` of it trains the prior towards
+        the posterior, the rest the posterior towards the prior, each clipped below at
+        ``free_bits`` nats per step. ``balance`` = 0.5 is half the plain KL's gradient."""
+        sg = lambda d: tuple(t.detach() for t in d)  # noqa: E731
+        return balance * free_bits_kl(self.kl(sg(q), p), free_bits) + (1 - balance) * free_bits_kl(self.kl(q, sg(p)), free_bits)

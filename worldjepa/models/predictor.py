@@ -45,6 +45,8 @@ class PredictorConfig:
     state_decoder_hidden: int = 0  # hidden width of a pooled-state -> proprio decoder (an auxiliary loss that keeps the pooled tokens informative); 0 = none
     z_dim: int = 0  # per-step latent variable size (worldjepa/models/latent.py); 0 = deterministic
     z_hidden: int = 128  # hidden width of the latent prior/posterior heads
+    z_kind: str = "gaussian"  # gaussian | categorical (z_dim / z_classes one-hot groups, straight-through)
+    z_classes: int = 4  # categorical: codes per group
 
     def __post_init__(self) -> None:
         if self.proprio_decoder_input not in ("patches", "states"):
@@ -118,6 +120,9 @@ class ACPredictor(nn.Module):
         self.action_to_state = nn.Sequential(nn.Linear(cfg.action_dim, d), nn.LayerNorm(d))
         self.proprio_in = nn.Linear(cfg.proprio_dim, d) if cfg.proprio_dim else None
         self.z_in = nn.Linear(cfg.z_dim, d) if cfg.z_dim else None
+        # z, like the action, is also added to its step's state tokens: as a token only, the
+        # predictor learned to ignore it before the posterior had learned to say anything
+        self.z_to_state = nn.Sequential(nn.Linear(cfg.z_dim, d), nn.LayerNorm(d)) if cfg.z_dim else None
         self.state_in = nn.Linear(cfg.enc_dim, d)
         n_types = 1 + (1 if cfg.proprio_dim else 0) + (1 if cfg.z_dim else 0) + (cfg.num_state_tokens or 1)
         self.type_embed = nn.Parameter(torch.zeros(1, n_types, d))  # action, proprio, state slots
@@ -174,7 +179,10 @@ class ACPredictor(nn.Module):
                     f"this predictor has a latent variable: pass z of shape {(*actions.shape[:2], self.cfg.z_dim)}, got {None if z is None else tuple(z.shape)}"
                 )
             parts.append(self.z_in(z).unsqueeze(2))
-        parts.append(self.state_in(states) + self.action_to_state(actions).unsqueeze(2))  # (B, S, K, d)
+        shift = self.action_to_state(actions)
+        if self.z_to_state is not None:
+            shift = shift + self.z_to_state(z)
+        parts.append(self.state_in(states) + shift.unsqueeze(2))  # (B, S, K, d)
         x = torch.cat(parts, dim=2)  # (B, S, bs, d)
         te = self.type_embed
         if not self.cfg.num_state_tokens:  # all patches share one "state" type embedding

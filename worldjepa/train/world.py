@@ -25,7 +25,6 @@ import torch.nn.functional as F
 from worldjepa.data.clips import ClipDataset, split_episodes
 from worldjepa.losses import SIGReg, vicreg_terms
 from worldjepa.models.encoder import EncoderConfig
-from worldjepa.models.latent import free_bits_kl, gaussian_kl
 from worldjepa.models.predictor import PredictorConfig
 from worldjepa.train.loop import TrainConfig, Trainer
 from worldjepa.world_model import WorldModel, WorldModelSpec
@@ -49,6 +48,7 @@ class WorldObjective:
     idm_weight: float = 0.0  # inverse-dynamics loss (needs predictor.idm_hidden > 0)
     kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
     free_bits: float = 1.0  # nats per step of KL that are not penalised
+    kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
     target_stopgrad: bool = False  # no gradient through the target state tokens (V-JEPA); the pooler then learns only from the context side and the decoder
@@ -60,6 +60,8 @@ class WorldObjective:
             raise ValueError(f"objective.recipe must be 'frozen' or 'joint', got {self.recipe!r}")
         if self.reg not in ("sigreg", "vicreg", "none"):
             raise ValueError(f"objective.reg must be sigreg, vicreg or none, got {self.reg!r}")
+        if not 0.0 <= self.kl_balance <= 1.0:
+            raise ValueError(f"objective.kl_balance must lie in [0, 1], got {self.kl_balance}")
         if self.history < 1 or self.rollout_steps < 0 or self.clip_len < self.history + max(1, self.rollout_steps):
             raise ValueError(f"need history >= 1 and clip_len >= history + rollout_steps, got {self.history}, {self.rollout_steps}, {self.clip_len}")
 
@@ -116,10 +118,9 @@ class WorldTask:
             post = m.latent.posterior(pooled[:, :-1], a[:, :-1], pooled[:, 1:])
             prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
             gen = torch.Generator().manual_seed(batch["seed"] + 1)
-            z = m.latent.sample(*post, generator=gen)
-            kl = gaussian_kl(*post, *prior)
-            total = total + obj.kl_weight * free_bits_kl(kl, obj.free_bits)
-            metrics["kl_nats"] = float(kl.sum(-1).mean().detach())
+            z = m.latent.sample(post, generator=gen)
+            total = total + obj.kl_weight * m.latent.balanced_kl(post, prior, obj.kl_balance, obj.free_bits)
+            metrics["kl_nats"] = float(m.latent.kl(post, prior).mean().detach())
         # teacher forcing: steps 0..T-2 predict 1..T-1
         tgt = s.detach() if obj.target_stopgrad else s
         pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z)
