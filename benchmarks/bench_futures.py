@@ -11,6 +11,8 @@ Figures, read through the predicted proprio position (x, y):
 * mode coverage: the share of gust cases where some sample lands within 0.06 m of each mode;
 * spread: the mean std (m) of the k sampled positions on gust cases and on cases far from
   the strip (|x| > 0.25 at both ends), where the future is deterministic;
+* pit or not: the share of gust cases whose k samples include both an outcome inside a
+  pit and one outside (the outcome that matters for risk);
 * the error with z from the posterior (which sees the real next frame): what z can carry at
   best. If it is no better than the deterministic error, the predictor ignores z
   (posterior collapse); if it is much better but best-of-k is not, the prior is at fault.
@@ -91,6 +93,13 @@ def main() -> None:
         f"mode coverage (both modes hit within 0.06 m): {(hit_true & hit_other)[g].mean():.0%} (recorded mode {hit_true[g].mean():.0%}, other mode {hit_other[g].mean():.0%})"
     )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
+    in_pit = lambda xy: (np.abs(xy[..., 0]) < 0.12) & (np.abs(xy[..., 1]) > 0.2) & (np.abs(xy[..., 1]) < 0.32)  # noqa: E731
+    pit_s = in_pit(smp_xy)  # (N, k)
+    both = pit_s.any(1) & ~pit_s.all(1)
+    print(
+        f"pit or not, gust cases: truth in a pit {in_pit(true_xy)[g].mean():.0%}; samples in a pit {pit_s[g].mean():.0%}; "
+        f"cases whose samples hold both outcomes {both[g].mean():.0%} (deterministic model: one outcome each)"
+    )
     err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)
     print(f"posterior z (sees the next frame), gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
