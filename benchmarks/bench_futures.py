@@ -26,6 +26,7 @@ import json
 import numpy as np
 import torch
 
+from envs.tasks import HazardEnv
 from worldjepa.data.episodes import EpisodeStore
 from worldjepa.world_model import WorldModel
 
@@ -35,13 +36,19 @@ def push_steps(proprio: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(proprio[:, 1])) > 0.12
 
 
+def in_pit(xy: np.ndarray) -> np.ndarray:
+    """Positions (..., 2) inside one of Hazard's pits (``HazardEnv.in_pit`` over arrays) -> bool (...)."""
+    lo, hi = HazardEnv.pit_y
+    return (np.abs(xy[..., 0]) < HazardEnv.pit_x) & (np.abs(xy[..., 1]) > lo) & (np.abs(xy[..., 1]) < hi)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
     ap.add_argument("--latent", required=True)
     ap.add_argument("--det", required=True)
     ap.add_argument("--k", type=int, default=16)
-    ap.add_argument("--push", type=float, default=0.18)
+    ap.add_argument("--push", type=float, default=HazardEnv.gust_push)
     ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -93,7 +100,6 @@ def main() -> None:
         f"mode coverage (both modes hit within 0.06 m): {(hit_true & hit_other)[g].mean():.0%} (recorded mode {hit_true[g].mean():.0%}, other mode {hit_other[g].mean():.0%})"
     )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
-    in_pit = lambda xy: (np.abs(xy[..., 0]) < 0.12) & (np.abs(xy[..., 1]) > 0.2) & (np.abs(xy[..., 1]) < 0.32)  # noqa: E731
     pit_s = in_pit(smp_xy)  # (N, k)
     both = pit_s.any(1) & ~pit_s.all(1)
     print(
