@@ -119,6 +119,7 @@ def cmd_train(cfg) -> None:
     from worldjepa.models.predictor import PredictorConfig
     from worldjepa.train.loop import TrainConfig
     from worldjepa.train.world import WorldObjective, train_world_model
+    from worldjepa.world_model import WorldModel
 
     enc = _dataclass_from(EncoderConfig, cfg.model, "model")
     obj = _dataclass_from(WorldObjective, cfg.objective, "objective")
@@ -137,6 +138,12 @@ def cmd_train(cfg) -> None:
     )
     plot_metrics(os.path.join(run_dir, "metrics.csv"), os.path.join(run_dir, "curves.png"), ["loss", "tf_loss", "rollout_loss", "reg"])
     report.say(f"world model: {run_dir}/final")
+    if int(cfg.readout_frames) > 0 and pred.proprio_dim:
+        from worldjepa.train.readout import add_readout
+
+        info = add_readout(os.path.join(run_dir, "final"), str(cfg.data), max_frames=int(cfg.readout_frames))
+        model = WorldModel.load(os.path.join(run_dir, "final"), map_location=next(model.parameters()).device)
+        report.say(f"goal read-out fitted on {info['frames']} frames: held-out mean abs error per proprio dim {info['val_err']}")
     if int(cfg.eval_horizon) > 0:
         import envs  # only the evaluation needs the simulator (for the probed quantity)
         from worldjepa.train.checkpoint import read_meta
@@ -199,6 +206,30 @@ def cmd_ship(argv: list[str]) -> int:
     out = wm.save(os.path.join(SHIPPED_DIR, wm.spec.task), dtype=torch.float16, meta={**keep, "shipped_from": os.path.abspath(src)})
     size = sum(os.path.getsize(os.path.join(out, f)) for f in os.listdir(out))
     report.say(f"shipped {src} as the default {wm.spec.task} model: {out} ({size / 2**20:.1f} MiB, fp16)")
+    return 0
+
+
+def cmd_readout(argv: list[str]) -> int:
+    """worldjepa readout <ckpt> [data=<dir>] [frames=<n>]: fit the goal read-out of an existing world model."""
+    from worldjepa.train.readout import add_readout
+
+    args = [a for a in argv if "=" not in a]
+    opts = dict(a.split("=", 1) for a in argv if "=" in a)
+    unknown = set(opts) - {"data", "frames"}
+    if len(args) != 1 or unknown:
+        report.error(
+            f"usage: worldjepa readout <world-model checkpoint dir> [data=<dir>] [frames=<n>]{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}"
+        )
+        return 2
+    from worldjepa.data.episodes import DatasetError
+    from worldjepa.train.checkpoint import CheckpointError
+
+    try:
+        info = add_readout(args[0], opts.get("data"), max_frames=int(opts.get("frames", 6000)))
+    except (ValueError, FileNotFoundError, DatasetError, CheckpointError) as exc:
+        report.error(str(exc))
+        return 2
+    report.say(f"goal read-out of {args[0]}: ridge on {info['frames']} frames, held-out mean abs error per proprio dim {info['val_err']}")
     return 0
 
 
@@ -404,6 +435,7 @@ commands:
   pipeline    collect -> pretrain -> train -> plan in one resumable command
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
   ship        store a trained world model in the package as its task's default: worldjepa ship <run>/final
+  readout     fit the goal read-out (proprio from a goal image) of a trained model: worldjepa readout <run>/final
 """
 
 
@@ -424,6 +456,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_dataset(rest)
     if name == "ship":
         return cmd_ship(rest)
+    if name == "readout":
+        return cmd_readout(rest)
     report.error(f"unknown command {name!r}")
     report.say(USAGE)
     return 2

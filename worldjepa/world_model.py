@@ -87,6 +87,10 @@ class WorldModel(nn.Module):
         self.state_decoder = None
         if pred.state_decoder_hidden and pred.num_state_tokens and pred.proprio_dim:
             self.state_decoder = mlp(pred.num_state_tokens * enc.dim, [pred.state_decoder_hidden] * 2, pred.proprio_dim)
+        # the goal read-out: a linear map from an image's flattened patch tokens to its proprio,
+        # fitted in closed form after training (worldjepa/train/readout.py); None until then
+        self.readout: nn.Linear | None = None
+        self.readout_info: dict | None = None
 
     @property
     def action_dim(self) -> int:
@@ -117,6 +121,26 @@ class WorldModel(nn.Module):
             return self.proprio_decoder((self.pool(patches) if states is None else states).flatten(-2))
         return self.proprio_decoder(patches.flatten(-2))
 
+    def set_readout(self, weight: torch.Tensor, bias: torch.Tensor, info: dict | None = None) -> None:
+        """Attach a goal read-out: proprio = flattened patch tokens (N*D) @ weight (N*D, P) + bias (P)."""
+        n_in = self.enc_cfg.grid * self.enc_cfg.grid * self.enc_cfg.dim
+        if weight.shape != (n_in, self.spec.proprio_dim) or bias.shape != (self.spec.proprio_dim,):
+            raise ValueError(
+                f"read-out weight must be ({n_in}, {self.spec.proprio_dim}) and bias ({self.spec.proprio_dim},), got {tuple(weight.shape)} and {tuple(bias.shape)}"
+            )
+        ref = next(self.parameters())
+        self.readout = nn.Linear(n_in, self.spec.proprio_dim).to(ref.device).requires_grad_(False)
+        self.readout.weight.copy_(weight.T.to(ref))
+        self.readout.bias.copy_(bias.to(ref))
+        self.readout_info = {"in_features": n_in, **(info or {})}
+
+    def read_proprio(self, patches: torch.Tensor) -> torch.Tensor:
+        """The proprio the planner reads from an image's patch tokens (..., N, D) -> (..., P):
+        the fitted linear read-out when there is one, else the proprio decoder."""
+        if self.readout is not None:
+            return self.readout(patches.flatten(-2).to(self.readout.weight.dtype))
+        return self.decode_proprio(patches)
+
     def decode_state_proprio(self, states: torch.Tensor) -> torch.Tensor:
         """Proprio read from pooled state tokens (..., K, D) -> (..., P) (the auxiliary state decoder)."""
         if self.state_decoder is None:
@@ -125,7 +149,13 @@ class WorldModel(nn.Module):
 
     def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
         """Mean over dimensions of |pred - goal| / (decoder error), (..., P) -> (...)."""
-        return ((pred - goal).abs() / self.proprio_decoder_err.clamp_min(1e-3)).mean(-1)
+        if self.proprio_decoder is not None:
+            err = self.proprio_decoder_err
+        elif self.readout_info is not None and "val_err" in self.readout_info:
+            err = torch.tensor(self.readout_info["val_err"], dtype=pred.dtype, device=pred.device)
+        else:
+            err = torch.ones(pred.shape[-1], dtype=pred.dtype, device=pred.device)
+        return ((pred - goal).abs() / err.clamp_min(1e-3)).mean(-1)
 
     def goal_energy(
         self,
@@ -152,7 +182,8 @@ class WorldModel(nn.Module):
         """A goal image (B, H, W, 3) uint8 -> state tokens (B, K, D) and the proprio read from it (B, P) or None."""
         patches = self.encoder.encode_frames(pixels[:, None])  # (B, 1, N, D)
         tokens = self.pool(patches)[:, 0]
-        return tokens, (self.decode_proprio(patches[:, 0]) if self.proprio_decoder is not None else None)
+        readable = self.proprio_decoder is not None or self.readout is not None
+        return tokens, (self.read_proprio(patches[:, 0]) if readable else None)
 
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """uint8 frames (B, T, H, W, 3) -> state tokens (B, T, K, D). Each frame is encoded on its own."""
@@ -293,7 +324,10 @@ class WorldModel(nn.Module):
 
     # ----- persistence --------------------------------------------------------------------
     def meta(self) -> dict:
-        return {"kind": "world_model", "encoder": self.enc_cfg.to_dict(), "predictor": self.pred_cfg.to_dict(), "spec": self.spec.to_dict()}
+        meta = {"kind": "world_model", "encoder": self.enc_cfg.to_dict(), "predictor": self.pred_cfg.to_dict(), "spec": self.spec.to_dict()}
+        if self.readout_info is not None:
+            meta["readout"] = self.readout_info
+        return meta
 
     @classmethod
     def load(cls, path: str, map_location: str | torch.device = "cpu") -> WorldModel:
@@ -304,6 +338,9 @@ class WorldModel(nn.Module):
         if meta.get("kind") != "world_model":
             raise CheckpointError(f"{path} is a {meta.get('kind', 'unknown')!r} checkpoint, not a world model (train one with `worldjepa train`)")
         model = cls(EncoderConfig(**meta["encoder"]), PredictorConfig(**meta["predictor"]), WorldModelSpec(**meta["spec"]))
+        if "readout" in meta:  # shaped here so that the strict load below fills it
+            n_in, P = int(meta["readout"]["in_features"]), model.spec.proprio_dim
+            model.set_readout(torch.zeros(n_in, P), torch.zeros(P), {k: v for k, v in meta["readout"].items() if k != "in_features"})
         state = load_state(path)
         load_strict(model, state, source=path)
         return model.to(map_location).eval()
