@@ -42,6 +42,8 @@ def test_readout_reads_held_out_frames_and_survives_save_load(decoded, tiny_reac
     shutil.copytree(f"{run}/final", ck)
     info = add_readout(ck, tiny_reach_dataset, max_frames=500)
     assert info["frames"] > 20 and len(info["val_err"]) == model.spec.proprio_dim
+    # per dimension, the better of the ridge map and the MLP decoder on held-out frames
+    assert len(info["ridge_dims"]) == model.spec.proprio_dim and all(isinstance(u, bool) for u in info["ridge_dims"])
     wm = WorldModel.load(ck)
     assert wm.readout is not None and read_meta(ck)["readout"]["frames"] == info["frames"]
     # everything else of the checkpoint is kept

@@ -319,3 +319,25 @@ def test_held_actions_plan_in_the_env_action_space():
     assert torch.allclose(held, goal_cost(wm, ctx, goal, prop)(wm.hold(env_acts)))
     res = run_episode(envs.make("reach"), wm, CEM(2, 2, samples=8, elites=2, iterations=1), seed=0, budget=6, cost_kw={"hold": True})
     assert len(res.replan_seconds) == 2  # 6 env steps = 2 model steps of 3 held env actions
+
+
+def test_common_random_numbers_score_candidates_on_the_same_futures(latent_model):
+    from worldjepa.eval.planning import goal_cost
+
+    model, _ = latent_model
+    torch.manual_seed(5)
+    ctx = model.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8))
+    prop = torch.randn(1, 1, 6)
+    acts = (torch.rand(1, 4, 2) * 2 - 1).expand(3, -1, -1)  # three identical candidates
+    s, _ = model.sample_futures(ctx.expand(3, -1, -1, -1), acts, 6, prop.expand(3, -1, -1), generator=torch.Generator().manual_seed(0), common=True)
+    assert torch.equal(s[0], s[1]) and torch.equal(s[0], s[2])  # the same scenarios for every candidate
+    assert (s[0, 0] - s[0, 1:]).abs().amax() > 0  # and still several futures
+    s, _ = model.sample_futures(ctx.expand(3, -1, -1, -1), acts, 6, prop.expand(3, -1, -1), generator=torch.Generator().manual_seed(0))
+    assert not torch.equal(s[0], s[1])  # independent draws differ between identical candidates
+    # under common noise the cost of a candidate is the same at every planner iteration
+    goal = torch.randn(1, 1, 48)
+    cost = goal_cost(model, ctx, goal, prop, futures=6, risk="cvar", alpha=0.5, noise_seed=3)
+    cands = torch.rand(1, 5, 4, 2) * 2 - 1
+    assert torch.equal(cost(cands), cost(cands))
+    loose = goal_cost(model, ctx, goal, prop, futures=6, risk="cvar", alpha=0.5, common_noise=False)
+    assert not torch.equal(loose(cands), loose(cands))

@@ -266,6 +266,7 @@ def cmd_plan(cfg) -> None:
         "risk": str(cfg.risk.aggregate),
         "beta": float(cfg.risk.beta),
         "alpha": float(cfg.risk.alpha),
+        "common_noise": bool(cfg.risk.common_noise),
         "hold": hold,
     }
     summary, _ = evaluate(

@@ -137,9 +137,14 @@ class WorldModel(nn.Module):
     def read_proprio(self, patches: torch.Tensor) -> torch.Tensor:
         """The proprio the planner reads from an image's patch tokens (..., N, D) -> (..., P):
         the fitted linear read-out when there is one, else the proprio decoder."""
-        if self.readout is not None:
-            return self.readout(patches.flatten(-2).to(self.readout.weight.dtype))
-        return self.decode_proprio(patches)
+        if self.readout is None:
+            return self.decode_proprio(patches)
+        out = self.readout(patches.flatten(-2).to(self.readout.weight.dtype))
+        use = self.readout_info.get("ridge_dims")
+        if use is not None and not all(use):  # the dimensions the MLP decoder reads better
+            use = torch.tensor(use, device=out.device)
+            out = torch.where(use, out, self.decode_proprio(patches).to(out.dtype))
+        return out
 
     def decode_state_proprio(self, states: torch.Tensor) -> torch.Tensor:
         """Proprio read from pooled state tokens (..., K, D) -> (..., P) (the auxiliary state decoder)."""
@@ -257,16 +262,20 @@ class WorldModel(nn.Module):
         sample: bool,
         generator: torch.Generator | None = None,
         use_cache: bool = True,
+        noise=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rollout of a latent model. Observed transitions inside the context use the
         posterior (the next state is known); every other step draws z from the prior
-        (``sample``) or takes its mean."""
+        (``sample``) or takes its mean. ``noise``: a callable giving the noise of each
+        successive draw (``Latent.sample``), instead of the generator."""
         lat = self.latent
         C = context.shape[1]
         prop = proprio if self.spec.proprio_dim else None
 
         def draw(dist):
-            return lat.sample(dist, generator=generator) if sample else lat.mode(dist)
+            if not sample:
+                return lat.mode(dist)
+            return lat.sample(dist, generator=generator, noise=noise() if noise is not None else None)
 
         feats = self.latent_features(context, prop)  # (B, C, D + P)
         zs = [draw(lat.posterior(feats[:, t], full[:, t], feats[:, t + 1])) for t in range(C - 1)]
@@ -286,10 +295,14 @@ class WorldModel(nn.Module):
         proprio: torch.Tensor | None = None,
         context_actions: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        common: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """k sampled futures per candidate, batched with the candidates and KV-cached.
 
         Args as ``rollout``; k >= 1 futures, each with its own z drawn from the prior.
+        ``common``: common random numbers; future j of every candidate draws its z from
+        the same noise, so candidates are compared on the same k scenarios (a candidate
+        cannot look safe because its own draws happened to miss the risk).
 
         Returns:
             states (B, k, H, K, D) and proprio (B, k, H, P) or None.
@@ -306,7 +319,14 @@ class WorldModel(nn.Module):
             raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
         full = actions if C == 1 else torch.cat([context_actions, actions], 1)
         rep = lambda x: x.repeat_interleave(k, 0) if x is not None else None  # noqa: E731
-        states, props = self._latent_rollout(rep(context), rep(full), rep(proprio), sample=True, generator=generator)
+        noise = None
+        if common:  # rows are (candidate, future) pairs, future fastest: the k noises tile over the candidates
+
+            def noise():
+                n = self.latent.draw_noise(k, generator)  # (k, *noise_shape)
+                return n.repeat(B, *([1] * (n.dim() - 1))).to(context.device)  # (B*k, *noise_shape)
+
+        states, props = self._latent_rollout(rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise)
         return states.view(B, k, *states.shape[1:]), (props.view(B, k, *props.shape[1:]) if props is not None else None)
 
     @staticmethod

@@ -50,6 +50,8 @@ def goal_cost(
     beta: float = 0.0,
     alpha: float = 1.0,
     hold: bool = False,
+    common_noise: bool = True,
+    noise_seed: int = 0,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -71,6 +73,10 @@ def goal_cost(
             "mean", "mean_std" (mean + beta * std) or "cvar" (mean of the worst alpha).
         hold: candidates are env actions (A = the env's action size), each held for the
             model step's frameskip (``WorldModel.hold``), instead of full model actions.
+        common_noise: with ``futures > 1``, every candidate, at every planner iteration,
+            is scored on the same ``futures`` scenarios (common random numbers, drawn from
+            ``noise_seed``): otherwise the elites are the candidates whose own draws missed
+            the risk by luck, and the costs of one iteration and the next do not compare.
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -97,7 +103,9 @@ def goal_cost(
         prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
         flat = actions.reshape(B * N, H, A)
         if futures > 1:  # (B*N, k, H, ...) -> energies (B*N, k) -> one risk-aggregated cost
-            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen)
+            if common_noise:
+                gen.manual_seed(noise_seed)
+            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen, common=common_noise)
             g = goal.expand(B * N, -1, -1).unsqueeze(1)
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)
@@ -153,11 +161,17 @@ def run_episode(
     def observe():
         return state["obs"]
 
+    replans = [0]
+
     def make_cost(o):
+        replans[0] += 1
+        kw = dict(cost_kw or {})
+        if kw.get("futures", 1) > 1:
+            kw.setdefault("noise_seed", seed * 1000 + replans[0])  # new scenarios each replan
         with torch.no_grad():
             ctx = wm.encode(torch.from_numpy(o["pixels"])[None, None].to(device))
         prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
-        return goal_cost(wm, ctx, goal, prop, goal_proprio=goal_p, **(cost_kw or {}))
+        return goal_cost(wm, ctx, goal, prop, goal_proprio=goal_p, **kw)
 
     def act(a: torch.Tensor) -> bool:
         if (cost_kw or {}).get("hold"):

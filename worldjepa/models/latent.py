@@ -143,15 +143,34 @@ class Latent(nn.Module):
         d = self.norm_delta(next_state - state, update=True)
         return self._dist(self.post_net(torch.cat([s, action, n, d], -1)))
 
-    def sample(self, dist: tuple[torch.Tensor, ...], generator: torch.Generator | None = None) -> torch.Tensor:
-        """A differentiable sample (..., z_dim): reparameterised (Gaussian) or straight-through one-hot (categorical)."""
+    @property
+    def noise_shape(self) -> tuple[int, ...]:
+        """Shape of the noise behind one draw: (z_dim,) normals (Gaussian) or (groups, classes) uniforms (categorical)."""
+        if self.cfg.kind == "gaussian":
+            return (self.cfg.z_dim,)
+        return (self.cfg.z_dim // self.cfg.classes, self.cfg.classes)
+
+    def draw_noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n draws of the noise ``sample`` turns into z: (n, *noise_shape), on the CPU."""
+        if self.cfg.kind == "gaussian":
+            return torch.randn((n, *self.noise_shape), generator=generator)
+        return torch.rand((n, *self.noise_shape), generator=generator)
+
+    def sample(self, dist: tuple[torch.Tensor, ...], generator: torch.Generator | None = None, noise: torch.Tensor | None = None) -> torch.Tensor:
+        """A differentiable sample (..., z_dim): reparameterised (Gaussian) or straight-through one-hot (categorical).
+
+        ``noise`` (..., *noise_shape), e.g. from ``draw_noise``, fixes the draw instead of
+        the generator: the same noise gives the same z wherever the distribution is the
+        same, which is how planners compare candidates under common random numbers."""
         ref = dist[0]
         dev = "cpu" if generator is not None else ref.device
         if self.cfg.kind == "gaussian":
             mu, std = dist
-            return mu + std * torch.randn(mu.shape, generator=generator, device=dev).to(mu)
+            eps = torch.randn(mu.shape, generator=generator, device=dev) if noise is None else noise
+            return mu + std * eps.to(mu)
         logp = ref
-        u = torch.rand(logp.shape, generator=generator, device=dev).to(logp).clamp_(1e-9, 1 - 1e-9)
+        u = torch.rand(logp.shape, generator=generator, device=dev) if noise is None else noise
+        u = u.to(logp).clamp(1e-9, 1 - 1e-9)
         idx = (logp - torch.log(-torch.log(u))).argmax(-1)  # Gumbel-max: a draw from the categorical
         onehot = nn.functional.one_hot(idx, self.cfg.classes).to(logp)
         probs = logp.exp()

@@ -109,7 +109,22 @@ def fit_goal_readout(wm, store: EpisodeStore, train_episodes: list[int], val_epi
     X, Y = readout_features(wm, store, train_episodes, max_frames, seed)
     Xv, Yv = readout_features(wm, store, val_episodes, max(256, max_frames // 4), seed + 1)
     fit = fit_ridge(X, Y, Xv, Yv)
-    info = {"frames": len(X), "val_frames": len(Xv), "lambda": fit["lambda"], "val_err": [round(float(v), 5) for v in fit["val_err"]]}
+    err = fit["val_err"]
+    use = [True] * len(err)
+    if wm.proprio_decoder is not None:  # keep the MLP decoder for the dimensions it reads better
+        g = wm.enc_cfg.grid
+        with torch.no_grad():
+            mlp_err = (wm.decode_proprio(Xv.view(len(Xv), g * g, -1).to(next(wm.parameters()).device)).cpu() - Yv).abs().mean(0)
+        use = (err <= mlp_err).tolist()
+        err = torch.where(err <= mlp_err, err, mlp_err)
+        log.info("goal read-out: MLP decoder held-out error per proprio dim %s", [round(float(v), 5) for v in mlp_err])
+    info = {
+        "frames": len(X),
+        "val_frames": len(Xv),
+        "lambda": fit["lambda"],
+        "ridge_dims": use,  # per proprio dim: read by the ridge map (True) or by the MLP decoder
+        "val_err": [round(float(v), 5) for v in err],
+    }
     wm.set_readout(fit["weight"], fit["bias"], info)
     log.info("goal read-out: ridge on %d frames (lambda %s), held-out mean abs error per proprio dim %s", len(X), fit["lambda"], info["val_err"])
     return info
