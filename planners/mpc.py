@@ -38,14 +38,18 @@ class MPC:
         budget: env steps in total.
         warm_start: start each plan from the previous one shifted by ``execute`` steps.
         device: where the planner samples its candidates (the device the cost runs on).
+        shrink: once fewer steps are left in the budget than the horizon, score plans on
+            the steps left only, so the cost is about where the episode ends (the budget
+            is part of the task; the controller still never learns whether it succeeded).
     """
 
-    def __init__(self, planner, execute: int = 1, budget: int = 50, warm_start: bool = True, device: torch.device | str = "cpu") -> None:
+    def __init__(self, planner, execute: int = 1, budget: int = 50, warm_start: bool = True, device: torch.device | str = "cpu", shrink: bool = False) -> None:
         if budget <= 0:
             raise ValueError(f"budget must be > 0, got {budget}")
         if not 1 <= execute <= planner.H:
             raise ValueError(f"execute must be in [1, horizon={planner.H}], got {execute}")
         self.planner, self.execute, self.budget, self.warm_start, self.device = planner, execute, budget, warm_start, device
+        self.shrink = shrink
 
     def run(self, observe: Callable[[], Any], make_cost: Callable[[Any], CostFn], act: Callable[[torch.Tensor], bool]) -> MPCLog:
         """Control until ``budget`` steps are spent or ``act`` reports the episode ended."""
@@ -54,6 +58,9 @@ class MPC:
         while steps < self.budget:
             obs = observe()
             cost = make_cost(obs)
+            left = self.budget - steps
+            if self.shrink and left < self.planner.H:
+                cost = (lambda c, n: lambda a: c(a[:, :, :n]))(cost, left)  # (B, N, H, A) -> the steps left
             init = shift_warm_start(prev, self.execute) if (self.warm_start and prev is not None) else None
             t = time.perf_counter()
             res = self.planner.plan(cost, batch=1, init=init, device=self.device)

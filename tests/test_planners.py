@@ -95,3 +95,23 @@ def test_mpc_reaches_goal_with_true_dynamics(name):
     log = MPC(planner, execute=2, budget=30).run(observe=lambda: env.x.clone(), make_cost=env.rollout_cost, act=env.act)
     assert len(log.actions) == 30 and len(log.replan_seconds) == 15
     assert (env.x - env.goal).norm() < 0.05
+
+
+def test_mpc_shrinks_the_horizon_to_the_steps_left():
+    # the goal is 0.3 away and the budget 3 steps of at most 0.1: only a plan that goes
+    # full speed for exactly the steps left ends on it; the horizon (5) is longer
+    env = PointMass([0.0, 0.0], [0.3, 0.0])
+    seen = []
+
+    def make_cost(x):
+        cost = env.rollout_cost(x)
+
+        def final_only(a):  # energy at the end of the scored plan
+            seen.append(a.shape[2])
+            return cost(a)
+
+        return final_only
+
+    MPC(CEM(5, 2, samples=200, elites=20, iterations=10, seed=0), budget=3, shrink=True).run(lambda: env.x.clone(), make_cost, env.act)
+    assert sorted(set(seen)) == [1, 2, 3]  # every plan is scored on the steps left
+    assert (env.x - env.goal).norm() < 0.02

@@ -280,6 +280,7 @@ def cmd_plan(cfg) -> None:
         media_episodes=int(cfg.media_episodes),
         progress=bool(cfg.progress),
         cost_kw=cost_kw,
+        shrink=bool(cfg.shrink_horizon),
     )
     from omegaconf import OmegaConf
 
@@ -293,6 +294,7 @@ def cmd_plan(cfg) -> None:
         energy_proprio_weight=cost_kw["proprio_weight"],
         energy_all_steps=cost_kw["all_steps"],
         hold_actions=hold,
+        shrink_horizon=bool(cfg.shrink_horizon),
         risk=OmegaConf.to_container(cfg.risk),
     )
     os.makedirs(out, exist_ok=True)

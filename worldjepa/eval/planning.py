@@ -139,6 +139,7 @@ def run_episode(
     execute: int = 1,
     keep_frames: bool = False,
     cost_kw: dict | None = None,
+    shrink: bool = False,
 ) -> EpisodeResult:
     """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
 
@@ -187,7 +188,7 @@ def run_episode(
         return False
 
     model_budget = max(1, budget // fs)
-    mpc = MPC(planner, execute=execute, budget=model_budget, device=device)
+    mpc = MPC(planner, execute=execute, budget=model_budget, device=device, shrink=shrink)
     log_ = mpc.run(observe, make_cost, act)
     final = state["info"]
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
@@ -252,6 +253,7 @@ def evaluate(
     media_episodes: int = 3,
     progress: bool = True,
     cost_kw: dict | None = None,
+    shrink: bool = False,
 ) -> tuple[dict, list[EpisodeResult]]:
     """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
     import os
@@ -271,7 +273,7 @@ def evaluate(
     t0 = time.perf_counter()
     for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
         keep = media_dir is not None and i < media_episodes
-        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, keep_frames=keep, cost_kw=cost_kw)
+        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink)
         results.append(r)
         if keep:
             os.makedirs(media_dir, exist_ok=True)
