@@ -11,6 +11,7 @@ def test_shipped_reach_model_loads_strictly():
     assert path is not None, "the Reach model must ship inside the package (worldjepa ship)"
     wm = WorldModel.load(path)
     assert wm.spec.task == "reach" and wm.proprio_decoder is not None
+    assert wm.readout is not None and len(wm.readout_info["ridge_dims"]) == wm.spec.proprio_dim  # the fitted goal read-out ships too
     assert all(p.dtype == torch.float32 for p in wm.parameters())  # stored as fp16, loaded as fp32
 
 
@@ -33,6 +34,7 @@ def test_shipped_reach_model_reaches_goal_images():
         budget=int(cfg.budget),
         progress=False,
         cost_kw={"energy": str(cfg.energy), "proprio_weight": float(cfg.energy_proprio_weight), "all_steps": bool(cfg.energy_all_steps)},
+        shrink=bool(cfg.shrink_horizon),
     )
     assert OmegaConf.select(cfg, "planner._target_") == "planners.CEM"
     assert summary["successes"] >= 5, summary
