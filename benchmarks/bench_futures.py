@@ -36,12 +36,6 @@ def push_steps(proprio: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(proprio[:, 1])) > 0.12
 
 
-def in_pit(xy: np.ndarray) -> np.ndarray:
-    """Positions (..., 2) inside one of Hazard's pits (``HazardEnv.in_pit`` over arrays) -> bool (...)."""
-    lo, hi = HazardEnv.pit_y
-    return (np.abs(xy[..., 0]) < HazardEnv.pit_x) & (np.abs(xy[..., 1]) > lo) & (np.abs(xy[..., 1]) < hi)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -100,10 +94,10 @@ def main() -> None:
         f"mode coverage (both modes hit within 0.06 m): {(hit_true & hit_other)[g].mean():.0%} (recorded mode {hit_true[g].mean():.0%}, other mode {hit_other[g].mean():.0%})"
     )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
-    pit_s = in_pit(smp_xy)  # (N, k)
+    pit_s = HazardEnv.in_pit(smp_xy)  # (N, k)
     both = pit_s.any(1) & ~pit_s.all(1)
     print(
-        f"pit or not, gust cases: truth in a pit {in_pit(true_xy)[g].mean():.0%}; samples in a pit {pit_s[g].mean():.0%}; "
+        f"pit or not, gust cases: truth in a pit {HazardEnv.in_pit(true_xy)[g].mean():.0%}; samples in a pit {pit_s[g].mean():.0%}; "
         f"cases whose samples hold both outcomes {both[g].mean():.0%} (deterministic model: one outcome each)"
     )
     err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)

@@ -20,9 +20,9 @@ import envs
 from worldjepa.world_model import WorldModel
 
 
-def goal_error(env, proprio: np.ndarray, goal_state: np.ndarray) -> float:
+def goal_error(task: str, env, proprio: np.ndarray, goal_state: np.ndarray) -> float:
     """Task-unit distance between the pose a proprio vector shows and the goal's."""
-    if env.spec_name == "reach":  # (cos q1, sin q1, cos q2, sin q2, ...) -> joint angles
+    if task == "reach":  # (cos q1, sin q1, cos q2, sin q2, ...) -> joint angles
         q = np.arctan2(proprio[[1, 3]], proprio[[0, 2]])
         return env.goal_distance(q, goal_state)
     return float(np.linalg.norm(proprio[:2] - np.asarray(goal_state)))  # point mass: (x, y, ...)
@@ -38,15 +38,14 @@ def main() -> None:
     if wm.readout is None:
         raise SystemExit(f"{args.model} has no fitted read-out: run `worldjepa readout {args.model}` first")
     env = envs.make(args.env).unwrapped
-    env.spec_name = args.env
     errs = {"MLP decoder": [], "read-out (planner)": []}
     for seed in range(1000, 1000 + args.episodes):
         _, info = env.reset(seed=seed)
         with torch.no_grad():
             patches = wm.encoder.encode_frames(torch.from_numpy(info["goal_pixels"])[None, None])[0]  # (1, N, D)
             mlp, ro = wm.decode_proprio(patches)[0].numpy(), wm.read_proprio(patches)[0].numpy()
-        errs["MLP decoder"].append(goal_error(env, mlp, info["goal_state"]))
-        errs["read-out (planner)"].append(goal_error(env, ro, info["goal_state"]))
+        errs["MLP decoder"].append(goal_error(args.env, env, mlp, info["goal_state"]))
+        errs["read-out (planner)"].append(goal_error(args.env, env, ro, info["goal_state"]))
     thr = env.success_threshold
     print(f"{args.env}, {args.episodes} goal images of the planning list; success threshold {thr} m")
     print(f"{'read by':<20} {'mean (m)':>9} {'median':>8} {'max':>7} {'share < threshold':>18}")

@@ -249,8 +249,11 @@ class HazardEnv(PointMassEnv):
     def in_gust(self, xy: np.ndarray) -> bool:
         return bool(abs(xy[0]) < self.gust_half[0] and abs(xy[1]) < self.gust_half[1])
 
-    def in_pit(self, xy: np.ndarray) -> bool:
-        return bool(abs(xy[0]) < self.pit_x and self.pit_y[0] < abs(xy[1]) < self.pit_y[1])
+    @classmethod
+    def in_pit(cls, xy: np.ndarray) -> np.ndarray:
+        """Whether positions (..., 2) lie inside one of the pits -> bool (...); also for arrays of them."""
+        x, y = np.abs(np.asarray(xy)[..., 0]), np.abs(np.asarray(xy)[..., 1])
+        return (x < cls.pit_x) & (y > cls.pit_y[0]) & (y < cls.pit_y[1])
 
     def _advance(self, action: np.ndarray) -> None:
         if self._trapped_at is None:

@@ -29,6 +29,11 @@ class MPCLog:
     histories: list[list[dict]] = field(default_factory=list)
 
 
+def _first_steps(cost: CostFn, n: int) -> CostFn:
+    """The cost of a plan's first ``n`` steps only: (B, N, H, A) -> (B, N)."""
+    return lambda actions: cost(actions[:, :, :n])
+
+
 class MPC:
     """Receding-horizon controller around any planner with ``plan(cost, batch, init)``.
 
@@ -60,7 +65,7 @@ class MPC:
             cost = make_cost(obs)
             left = self.budget - steps
             if self.shrink and left < self.planner.H:
-                cost = (lambda c, n: lambda a: c(a[:, :, :n]))(cost, left)  # (B, N, H, A) -> the steps left
+                cost = _first_steps(cost, left)
             init = shift_warm_start(prev, self.execute) if (self.warm_start and prev is not None) else None
             t = time.perf_counter()
             res = self.planner.plan(cost, batch=1, init=init, device=self.device)
