@@ -29,6 +29,34 @@ class RandomPolicy:
         return self._action
 
 
+class Dwell:
+    """Rests at a reached waypoint for a while: zero actions, or tiny ones.
+
+    Without it the data never show an agent standing still away from its start (the
+    directed policies leave every waypoint at once), and a world model learned from them
+    predicts a resting agent drifting off, which is wrong exactly where plans end: at the
+    goal. ``prob``: share of waypoints rested at; ``steps``: range of the rest's length.
+    """
+
+    def __init__(self, rng: np.random.Generator, shape: tuple, prob: float = 0.35, steps: tuple[int, int] = (3, 16)) -> None:
+        self.rng, self.shape, self.prob, self.steps = rng, shape, prob, steps
+        self.left = 0
+
+    def maybe_start(self) -> None:
+        """Called when a waypoint is reached: start a rest with probability ``prob``."""
+        if self.rng.random() < self.prob:
+            self.left = int(self.rng.integers(*self.steps))
+
+    def __call__(self) -> np.ndarray | None:
+        """The next action of a rest in progress, or None when not resting."""
+        if self.left <= 0:
+            return None
+        self.left -= 1
+        if self.rng.random() < 0.5:
+            return np.zeros(self.shape, dtype=np.float32)
+        return np.clip(self.rng.normal(0.0, 0.1, size=self.shape), -1.0, 1.0).astype(np.float32)
+
+
 def _towards(delta: np.ndarray, step: float, noise: float, rng: np.random.Generator) -> np.ndarray:
     """Action that covers ``delta`` at ``step`` units per full action, plus Gaussian noise."""
     action = delta / step + noise * rng.standard_normal(delta.shape)
@@ -61,7 +89,8 @@ class TwoRoomDirectedPolicy:
     About half of the waypoints lie in the other room, so most episodes cross the door.
     Some waypoints are headed for straight, through a wall (the middle one, or an outer
     one): a world model learns that walls stop the agent only from data where they do,
-    and the door route alone never shows it.
+    and the door route alone never shows it. At a third of the reached waypoints the agent
+    rests a while (``Dwell``).
     """
 
     route_steps = 40  # steps allowed per waypoint of a door route before picking another
@@ -73,6 +102,7 @@ class TwoRoomDirectedPolicy:
         self._route: list[np.ndarray] = []
         self._age = 0
         self._limit = self.route_steps
+        self._dwell = Dwell(rng, env.action_space.shape)
 
     def _plan_route(self) -> None:
         pos = self.env.data.qpos[:2]
@@ -94,11 +124,18 @@ class TwoRoomDirectedPolicy:
         pos = self.env.data.qpos[:2]
         if not self._route or self._age > self._limit:
             self._plan_route()
+        rest = self._dwell()
+        if rest is not None:
+            return rest
         if np.linalg.norm(self._route[0] - pos) < 0.04:
             self._route.pop(0)
             self._age = 0
             if not self._route:
                 self._plan_route()
+                self._dwell.maybe_start()
+                rest = self._dwell()
+                if rest is not None:
+                    return rest
         self._age += 1
         return _towards(self._route[0] - pos, step=0.05, noise=0.3, rng=self.rng)
 
@@ -147,12 +184,14 @@ class PushDirectedPolicy:
 
 class HazardDirectedPolicy:
     """Drives to waypoints, most of them across the hall through the gust strip, so the
-    data show both of its outcomes (and the pits); the rest are random points."""
+    data show both of its outcomes (and the pits); the rest are random points. At a third
+    of the reached targets the agent rests a while (``Dwell``)."""
 
     def __init__(self, env, rng: np.random.Generator) -> None:
         self.env, self.rng = env, rng
         self._target: np.ndarray | None = None
         self._age = 0
+        self._dwell = Dwell(rng, env.action_space.shape)
 
     def _new_target(self) -> None:
         pos = self.env.data.qpos[:2]
@@ -164,8 +203,17 @@ class HazardDirectedPolicy:
 
     def __call__(self) -> np.ndarray:
         pos = self.env.data.qpos[:2]
-        if self._target is None or self._age > 30 or np.linalg.norm(self._target - pos) < 0.04:
+        rest = self._dwell()
+        if rest is not None:
+            return rest
+        reached = self._target is not None and np.linalg.norm(self._target - pos) < 0.04
+        if self._target is None or self._age > 30 or reached:
             self._new_target()
+            if reached:
+                self._dwell.maybe_start()
+                rest = self._dwell()
+                if rest is not None:
+                    return rest
         self._age += 1
         a = 8.0 * (self._target - pos) + self.rng.normal(0, 0.3, size=2)
         return np.clip(a, -1.0, 1.0)

@@ -160,6 +160,27 @@ def test_tworoom_directed_policy_also_meets_the_walls():
     assert blocked >= 20
 
 
+@pytest.mark.parametrize("name", ["tworoom", "hazard"])
+def test_directed_policy_also_rests(name):
+    """The data must show an agent standing still under (near) zero actions away from its
+    start, or a world model predicts a resting agent drifting off (at the goal, say)."""
+    env = envs.make(name).unwrapped
+    rests = steps = 0
+    for seed in range(6):
+        env.reset(seed=seed, options={"policy": "directed"})
+        start = env.data.qpos[:2].copy()
+        for _ in range(40):
+            a = env.explore_action()
+            p = env.data.qpos[:2].copy()
+            env.step(a)
+            if getattr(env, "_trapped_at", None) is not None:
+                break  # a trapped agent stands still whatever it does: not a rest
+            steps += 1
+            moved_on = np.linalg.norm(p - start) > 0.05
+            rests += bool(moved_on and np.abs(a).max() < 0.35 and np.linalg.norm(env.data.qpos[:2] - p) < 0.005)
+    assert rests >= 0.04 * steps, (rests, steps)
+
+
 def test_push_directed_policy_moves_the_block():
     env = envs.make("push").unwrapped
     moved = []
