@@ -33,7 +33,7 @@ def test_shipped_reach_model_reaches_goal_images():
         episodes=10,
         budget=int(cfg.budget),
         progress=False,
-        cost_kw={"energy": str(cfg.energy), "proprio_weight": float(cfg.energy_proprio_weight), "all_steps": bool(cfg.energy_all_steps)},
+        cost_kw={"energy": str(cfg.energy), "proprio_weight": float(cfg.energy_proprio_weight), "all_steps": float(cfg.energy_all_steps)},
         shrink=bool(cfg.shrink_horizon),
     )
     assert OmegaConf.select(cfg, "planner._target_") == "planners.CEM"

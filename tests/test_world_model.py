@@ -179,8 +179,14 @@ def test_goal_cost_proprio_and_all_steps(decoded):
     last = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p)(acts)
     every = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p, all_steps=True)(acts)
     assert torch.allclose(last, want_last.view(2, 3), atol=1e-5) and torch.allclose(every, want_all.view(2, 3), atol=1e-5)
+    # a weight in between mixes the two: the end counts most, arriving sooner still pays
+    mixed = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p, all_steps=0.25)(acts)
+    assert torch.allclose(mixed, 0.75 * last + 0.25 * every, atol=1e-5)
     with pytest.raises(ValueError, match="proprio decoder"):
         goal_cost(model, ctx, goal, prop, proprio_weight=0.5)
+    for bad in (1.5, -0.1, "often"):
+        with pytest.raises(ValueError, match="energy_all_steps must be a weight in"):
+            goal_cost(model, ctx, goal, prop, all_steps=bad)
 
 
 def test_proprio_decoding_needs_a_decoder(tiny_reach_dataset, tmp_path):
@@ -341,3 +347,12 @@ def test_common_random_numbers_score_candidates_on_the_same_futures(latent_model
     assert torch.equal(cost(cands), cost(cands))
     loose = goal_cost(model, ctx, goal, prop, futures=6, risk="cvar", alpha=0.5, common_noise=False)
     assert not torch.equal(loose(cands), loose(cands))
+
+
+def test_plan_config_energy_all_steps():
+    from worldjepa.cli import _all_steps_weight
+
+    assert _all_steps_weight(True) == 1.0 and _all_steps_weight(False) == 0.0 and _all_steps_weight(0.2) == 0.2
+    for bad in (2, -1, "sometimes", None):
+        with pytest.raises(ValueError, match="energy_all_steps must be true, false or a weight"):
+            _all_steps_weight(bad)

@@ -233,6 +233,17 @@ def cmd_readout(argv: list[str]) -> int:
     return 0
 
 
+def _all_steps_weight(value) -> float:
+    """``energy_all_steps`` from the config: true / false or a weight in [0, 1]."""
+    try:
+        w = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"energy_all_steps must be true, false or a weight in [0, 1], got {value!r}") from None
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"energy_all_steps must be true, false or a weight in [0, 1], got {value!r}")
+    return w
+
+
 def cmd_plan(cfg) -> None:
     import json
 
@@ -261,7 +272,7 @@ def cmd_plan(cfg) -> None:
     cost_kw = {
         "energy": str(cfg.energy),
         "proprio_weight": float(cfg.energy_proprio_weight),
-        "all_steps": bool(cfg.energy_all_steps),
+        "all_steps": _all_steps_weight(cfg.energy_all_steps),
         "futures": int(cfg.risk.futures),
         "risk": str(cfg.risk.aggregate),
         "beta": float(cfg.risk.beta),

@@ -170,16 +170,32 @@ class WorldModel(nn.Module):
         goal_proprio: torch.Tensor | None = None,
         kind: str = "l1",
         proprio_weight: float = 0.0,
-        all_steps: bool = False,
+        all_steps: bool | float = False,
     ) -> torch.Tensor:
         """The planning energy: ``energy`` of predicted states (..., H, K, D) to the goal's
-        (..., K, D), on the final step or averaged over all (``all_steps``), plus
-        ``proprio_weight`` x ``proprio_distance`` of the predicted proprio (..., H, P) to the
-        proprio read from the goal image (..., P). Returns (...)."""
-        e = self.energy(pred, goal, kind=kind, last_only=not all_steps)
+        (..., K, D), plus ``proprio_weight`` x ``proprio_distance`` of the predicted proprio
+        (..., H, P) to the proprio read from the goal image (..., P). Returns (...).
+
+        ``all_steps`` in [0, 1] weighs the mean over every predicted step against the final
+        step: 0 (False) scores where the plan ends, 1 (True) the average over the way, which
+        rewards arriving early but also the greedy way into a dead end; in between, the end
+        counts most and, of two plans that end alike, the one that gets there sooner wins.
+        """
+        w = float(all_steps)
+        if not 0.0 <= w <= 1.0:
+            raise ValueError(f"all_steps (energy_all_steps) must be a weight in [0, 1] or a bool, got {all_steps}")
+
+        def mix(per_step: torch.Tensor) -> torch.Tensor:  # (..., H) -> (...)
+            return (1 - w) * per_step[..., -1] + w * per_step.mean(-1) if w > 0 else per_step[..., -1]
+
+        if kind not in ("l1", "l2"):
+            raise ValueError(f"energy kind must be 'l1' or 'l2', got {kind!r}")
+        diff = (pred if w > 0 else pred[..., -1:, :, :]) - goal.unsqueeze(-3)
+        d = diff.abs() if kind == "l1" else diff.pow(2)
+        e = mix(d.mean(dim=(-1, -2)))
         if proprio_weight > 0:
-            pp = pred_proprio if all_steps else pred_proprio[..., -1:, :]
-            e = e + proprio_weight * self.proprio_distance(pp, goal_proprio.unsqueeze(-2)).mean(-1)
+            pp = pred_proprio if w > 0 else pred_proprio[..., -1:, :]
+            e = e + proprio_weight * mix(self.proprio_distance(pp, goal_proprio.unsqueeze(-2)))
         return e
 
     @torch.no_grad()

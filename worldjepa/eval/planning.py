@@ -44,7 +44,7 @@ def goal_cost(
     energy: str = "l1",
     proprio_weight: float = 0.0,
     goal_proprio: torch.Tensor | None = None,
-    all_steps: bool = False,
+    all_steps: bool | float = False,
     futures: int = 1,
     risk: str = "mean",
     beta: float = 0.0,
@@ -66,8 +66,8 @@ def goal_cost(
         proprio: (1, 1, P) current proprio, if the model uses it.
         goal_proprio: (1, P) proprio read from the goal image (``WorldModel.encode_goal``),
             needed when ``proprio_weight > 0``.
-        all_steps: average the energy over every predicted step instead of the last one
-            only, which rewards reaching the goal early and staying there.
+        all_steps: weight in [0, 1] of the energy averaged over every predicted step
+            against the final step's (``WorldModel.goal_energy``); True = 1, False = 0.
         futures: sampled futures per candidate (latent models; 1 = the mean future).
         risk, beta, alpha: how the futures' energies become one cost (planners/risk.py):
             "mean", "mean_std" (mean + beta * std) or "cvar" (mean of the worst alpha).
@@ -83,6 +83,8 @@ def goal_cost(
     """
 
     check_risk(risk, beta, alpha)
+    if isinstance(all_steps, str) or not 0.0 <= float(all_steps) <= 1.0:
+        raise ValueError(f"energy_all_steps must be a weight in [0, 1] (or true / false), got {all_steps!r}")
     if futures <= 0:
         raise ValueError(f"futures (sampled futures per candidate) must be >= 1, got {futures}")
     if futures > 1 and wm.latent is None:
