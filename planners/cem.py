@@ -27,6 +27,11 @@ class CEM:
         momentum: new = momentum * old + (1 - momentum) * elite statistics.
         bounds: action bounds; samples are clamped to them.
         seed: the planner's own generator seed.
+        result: "best" returns the cheapest candidate seen; "mean" returns the final
+            refitted mean (the average of the last elites, as V-JEPA 2-AC's and DINO-WM's
+            CEM do). Where many plans are about as good (a final-step energy: any detour
+            that ends on the goal), the best sample carries its own random first action,
+            and under MPC that action is executed; the mean averages such noise out.
     """
 
     def __init__(
@@ -41,7 +46,10 @@ class CEM:
         momentum: float = 0.0,
         bounds: Bounds = Bounds(),
         seed: int = 0,
+        result: str = "best",
     ) -> None:
+        if result not in ("best", "mean"):
+            raise ValueError(f"result must be 'best' or 'mean', got {result!r}")
         check_positive(horizon=horizon, action_dim=action_dim, samples=samples, elites=elites, iterations=iterations, std_init=std_init)
         if elites > samples:
             raise ValueError(f"elites ({elites}) must not exceed samples ({samples})")
@@ -50,6 +58,7 @@ class CEM:
         self.H, self.A, self.N, self.K, self.iters = horizon, action_dim, samples, elites, iterations
         self.std_init, self.std_min, self.momentum, self.bounds = std_init, std_min, momentum, bounds
         self.gen = torch.Generator().manual_seed(seed)
+        self.result = result
 
     def plan(self, cost: CostFn, batch: int = 1, init: torch.Tensor | None = None, device: torch.device | str = "cpu") -> PlanResult:
         """Minimise ``cost`` for ``batch`` problems; ``init`` (B, H, A) warm-starts the mean."""
@@ -64,4 +73,7 @@ class CEM:
             mean = m * mean + (1 - m) * elite.mean(1)
             std = (m * std + (1 - m) * elite.std(1, unbiased=False)).clamp_min(self.std_min * float(half.min()))
             best.update(cand, c)
+        if self.result == "mean":
+            final = self.bounds.clamp(mean)
+            return PlanResult(final, evaluate(cost, final.unsqueeze(1))[:, 0], best.history)
         return best.result()

@@ -48,6 +48,22 @@ def test_cem_finds_the_deeper_of_two_basins():
     torch.testing.assert_close(res.actions[:, 0, 0], torch.full((3,), 0.7), atol=0.03, rtol=0)
 
 
+def test_cem_can_return_its_mean_on_a_plateau():
+    """Only the last step matters (a final-step energy): every first action is as good. The
+    best sample keeps its random first action; the refitted mean averages it towards 0."""
+
+    def last_step_only(a):
+        return ((a[..., -1, :] - 0.5) ** 2).sum(-1) + 1e-3 * (a[..., :-1, :] ** 2).sum(dim=(-1, -2))
+
+    best = CEM(3, 2, samples=100, elites=10, iterations=6, seed=0).plan(last_step_only, batch=4)
+    mean = CEM(3, 2, samples=100, elites=10, iterations=6, seed=0, result="mean").plan(last_step_only, batch=4)
+    torch.testing.assert_close(mean.actions[:, -1], torch.full((4, 2), 0.5), atol=0.1, rtol=0)
+    torch.testing.assert_close(mean.cost, last_step_only(mean.actions[:, None])[:, 0])  # the cost of what it returns
+    assert mean.actions[:, 0].abs().mean() < best.actions[:, 0].abs().mean()
+    with pytest.raises(ValueError, match="result must be 'best' or 'mean'"):
+        CEM(3, 2, result="median")
+
+
 def test_bad_settings_and_costs():
     with pytest.raises(ValueError, match="elites \\(50\\) must not exceed samples \\(10\\)"):
         CEM(3, 2, samples=10, elites=50)
