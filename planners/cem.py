@@ -32,6 +32,12 @@ class CEM:
             CEM do). Where many plans are about as good (a final-step energy: any detour
             that ends on the goal), the best sample carries its own random first action,
             and under MPC that action is executed; the mean averages such noise out.
+        coarse, coarse_iterations: coarse-to-fine search. The first ``coarse_iterations``
+            iterations search A / ``coarse`` numbers per step, tiled ``coarse`` times to
+            fill the A (a model action made of ``coarse`` env actions then holds one env
+            action for the whole step: few, long, decisive moves, which find routes that
+            independent env actions, averaging out within a step, do not); the remaining
+            iterations refine every number from there.
     """
 
     def __init__(
@@ -47,6 +53,8 @@ class CEM:
         bounds: Bounds = Bounds(),
         seed: int = 0,
         result: str = "best",
+        coarse: int = 1,
+        coarse_iterations: int = 0,
     ) -> None:
         if result not in ("best", "mean"):
             raise ValueError(f"result must be 'best' or 'mean', got {result!r}")
@@ -57,22 +65,37 @@ class CEM:
             raise ValueError(f"need 0 <= momentum < 1 and std_min >= 0, got {momentum}, {std_min}")
         self.H, self.A, self.N, self.K, self.iters = horizon, action_dim, samples, elites, iterations
         self.std_init, self.std_min, self.momentum, self.bounds = std_init, std_min, momentum, bounds
+        if coarse < 1 or action_dim % coarse or not 0 <= coarse_iterations <= iterations:
+            raise ValueError(
+                f"coarse ({coarse}) must divide action_dim ({action_dim}) and coarse_iterations ({coarse_iterations}) lie in [0, iterations = {iterations}]"
+            )
+        if coarse > 1 and any(torch.as_tensor(b).numel() > 1 for b in (bounds.low, bounds.high)):
+            raise ValueError("coarse > 1 needs scalar action bounds (the same for every action number)")
         self.gen = torch.Generator().manual_seed(seed)
-        self.result = result
+        self.result, self.coarse, self.coarse_iters = result, coarse, coarse_iterations if coarse > 1 else 0
 
     def plan(self, cost: CostFn, batch: int = 1, init: torch.Tensor | None = None, device: torch.device | str = "cpu") -> PlanResult:
         """Minimise ``cost`` for ``batch`` problems; ``init`` (B, H, A) warm-starts the mean."""
         mean, std, half = initial_mean_std(self.bounds, batch, self.H, self.A, self.std_init, init, device)
         best = BestTracker(mean)
-        for _ in range(self.iters):
-            cand = sample_around(mean, std, self.N, self.bounds, self.gen)  # (B, N, H, A)
-            c = evaluate(cost, cand)  # (B, N)
+        k = self.coarse
+        if self.coarse_iters:  # search the tiled sub-space first: (B, H, A) -> (B, H, A / k)
+            mean, std = mean.view(batch, self.H, k, -1).mean(2), std.view(batch, self.H, k, -1).mean(2)
+        for it in range(self.iters):
+            if self.coarse_iters and it == self.coarse_iters:  # from here on, every number
+                mean, std = mean.repeat(1, 1, k), std.repeat(1, 1, k)
+            coarse = self.coarse_iters and it < self.coarse_iters
+            cand = sample_around(mean, std, self.N, self.bounds, self.gen)  # (B, N, H, A or A / k)
+            full = cand.repeat(1, 1, 1, k) if coarse else cand
+            c = evaluate(cost, full)  # (B, N)
             top = c.topk(self.K, dim=1, largest=False).indices  # (B, K)
-            elite = torch.gather(cand, 1, top[:, :, None, None].expand(-1, -1, self.H, self.A))
+            elite = torch.gather(cand, 1, top[:, :, None, None].expand(-1, -1, *cand.shape[2:]))
             m = self.momentum
             mean = m * mean + (1 - m) * elite.mean(1)
             std = (m * std + (1 - m) * elite.std(1, unbiased=False)).clamp_min(self.std_min * float(half.min()))
-            best.update(cand, c)
+            best.update(full, c)
+        if self.coarse_iters == self.iters:
+            mean = mean.repeat(1, 1, k)
         if self.result == "mean":
             final = self.bounds.clamp(mean)
             return PlanResult(final, evaluate(cost, final.unsqueeze(1))[:, 0], best.history)

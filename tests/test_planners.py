@@ -64,6 +64,26 @@ def test_cem_can_return_its_mean_on_a_plateau():
         CEM(3, 2, result="median")
 
 
+def test_cem_coarse_to_fine():
+    """The first iterations try tiled candidates (one number held across each group of
+    ``coarse``), the rest refine every number: the answer is still the exact minimum."""
+    target = torch.tensor([0.6, -0.2, 0.5, -0.3, 0.7, -0.1])  # three env actions of size 2, nearly held
+    seen = []
+
+    def cost(a):
+        seen.append(a.clone())
+        return ((a - target) ** 2).sum(dim=(-1, -2))
+
+    res = CEM(2, 6, samples=100, elites=10, iterations=12, coarse=3, coarse_iterations=4, seed=0).plan(cost, batch=2)
+    tiled = [bool(torch.equal(a, a[..., :2].repeat(1, 1, 1, 3))) for a in seen]
+    assert tiled == [True] * 4 + [False] * 8
+    torch.testing.assert_close(res.actions, target.expand(2, 2, 6), atol=0.05, rtol=0)
+    with pytest.raises(ValueError, match="coarse \\(4\\) must divide action_dim \\(6\\)"):
+        CEM(2, 6, coarse=4, coarse_iterations=2)
+    with pytest.raises(ValueError, match="scalar action bounds"):
+        CEM(2, 6, coarse=3, coarse_iterations=2, bounds=Bounds(torch.full((6,), -1.0), torch.full((6,), 1.0)))
+
+
 def test_bad_settings_and_costs():
     with pytest.raises(ValueError, match="elites \\(50\\) must not exceed samples \\(10\\)"):
         CEM(3, 2, samples=10, elites=50)
