@@ -1,0 +1,79 @@
+"""Hazard: what a latent model's sampled futures say about fixed routes, against the simulator.
+
+    python benchmarks/bench_hazard_routes.py --model runs/world_hazard/final [--seeds 1001,1002] [--k 64] [--runs 100]
+
+From the start of each planning-list episode (reset seeds), five routes of five held
+actions (25 env steps): straight across (through the gust strip), round above and
+round below the pits, a corridor between strip and pit, and staying put. For each,
+``k`` futures sampled from the model's prior give the share of futures that end in a
+pit and the energies the planner would aggregate (mean and CVaR 0.25 of the final-step
+energy to the goal image); ``runs`` simulator runs with different gust draws give the
+true share trapped and the true final distance. A risk-aware planner can only avoid
+what the samples show: compare the two "in a pit" columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import torch
+
+import envs
+from envs.tasks import HazardEnv
+from planners.risk import aggregate
+from worldjepa.world_model import WorldModel
+
+
+def routes(sx: float) -> dict[str, list[list[float]]]:
+    """Held env actions, five model steps each; ``sx`` is the direction of the goal in x."""
+    return {
+        "straight": [[sx, 0]] * 5,
+        "round above": [[0.2 * sx, 1], [sx, 0.6], [sx, 0], [0.6 * sx, -1], [0, -0.6]],
+        "round below": [[0.2 * sx, -1], [sx, -0.6], [sx, 0], [0.6 * sx, 1], [0, 0.6]],
+        "corridor": [[0.3 * sx, 0.65], [sx, 0], [sx, 0], [0.3 * sx, -0.65], [0, 0]],
+        "stay": [[0, 0]] * 5,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True)
+    ap.add_argument("--seeds", default="1001")
+    ap.add_argument("--k", type=int, default=64)
+    ap.add_argument("--runs", type=int, default=100)
+    args = ap.parse_args()
+    m = WorldModel.load(args.model)
+    if m.spec.task != "hazard" or m.latent is None:
+        raise ValueError(f"{args.model} must be a hazard model with a latent variable (predictor.z_dim > 0)")
+    fs = m.spec.frameskip
+    env = envs.make("hazard", max_episode_steps=10_000)
+    for seed in (int(s) for s in args.seeds.split(",")):
+        obs, info = env.reset(seed=seed)
+        goal_xy = np.asarray(info["goal_state"])
+        with torch.no_grad():
+            goal, gp = m.encode_goal(torch.from_numpy(info["goal_pixels"])[None])
+            ctx = m.encode(torch.from_numpy(obs["pixels"])[None, None])
+        prop = torch.from_numpy(obs["proprio"])[None, None]
+        print(f"seed {seed}: start {obs['proprio'][:2].round(2)}, goal {goal_xy.round(2)}; {args.k} sampled futures, {args.runs} simulator runs")
+        print(f"{'route':12s} {'model: in a pit':>16s} {'E mean':>7s} {'E cvar.25':>9s} | {'true: trapped':>13s} {'final dist':>10s}")
+        for name, r in routes(float(np.sign(goal_xy[0] - obs["proprio"][0]))).items():
+            a = m.hold(torch.tensor(r, dtype=torch.float32))[None]
+            s, p = m.sample_futures(ctx, a, args.k, prop, generator=torch.Generator().manual_seed(0))
+            e = m.goal_energy(s[0], p[0], goal.expand(args.k, -1, -1), gp, proprio_weight=1.0, all_steps=False)
+            in_pit = HazardEnv.in_pit(p[0, :, -1, :2].numpy()).mean()
+            trapped, dist = [], []
+            for i in range(args.runs):
+                env.reset(seed=seed)
+                env.unwrapped.np_random = np.random.default_rng(i)  # a different gust draw per run
+                for act in r:
+                    for _ in range(fs):
+                        _, _, _, _, inf = env.step(np.array(act, dtype=np.float32))
+                trapped.append(inf["trapped"])
+                dist.append(inf["distance"])
+            cvar = aggregate(e[None], "cvar", 0.0, 0.25).item()
+            print(f"{name:12s} {in_pit:16.2f} {e.mean():7.3f} {cvar:9.3f} | {np.mean(trapped):13.2f} {np.mean(dist):10.3f}")
+
+
+if __name__ == "__main__":
+    main()
