@@ -8,7 +8,9 @@ controller drives two routes for ``horizon`` model steps: through the door to th
 pressed against it). Each model rolls out the recorded actions from the first image and
 proprio; the table gives the mean distance between the predicted proprio position and
 the simulator's after model steps 1 .. horizon, and the worst case at the last step.
-Every model sees the same routes, in one run.
+Then the planning energy (final step, proprio weight 1, towards the goal image) of each
+route: the share of starts where the model scores the door route below the straight
+one. Every model sees the same routes, in one run.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ def main() -> None:
         raise ValueError("the models must share one frameskip")
     env = envs.make("tworoom", max_episode_steps=10_000)
     errs = {(i, r): [] for i in range(len(models)) for r in ("door", "straight")}
+    energy = {(i, r): [] for i in range(len(models)) for r in ("door", "straight")}
     for seed in range(1000, 1000 + args.episodes):
         obs, info = env.reset(seed=seed)
         start, goal = obs["proprio"][:2], np.asarray(info["goal_state"])
@@ -65,14 +68,21 @@ def main() -> None:
             for i, m in enumerate(models):
                 with torch.no_grad():
                     ctx = m.encode(torch.from_numpy(first["pixels"])[None, None])
-                    _, prop = m.rollout(ctx, a, torch.from_numpy(first["proprio"])[None, None])
+                    states, prop = m.rollout(ctx, a, torch.from_numpy(first["proprio"])[None, None])
+                    goal_tokens, goal_p = m.encode_goal(torch.from_numpy(info["goal_pixels"])[None])
+                    e = m.goal_energy(states, prop, goal_tokens, goal_p, proprio_weight=1.0, all_steps=False)
                 errs[(i, r)].append(np.linalg.norm(prop[0, :, :2].numpy() - true, axis=-1))
+                energy[(i, r)].append(float(e[0]))
     print(f"tworoom, {args.episodes} starts of the planning list, {args.horizon} model steps ({args.horizon * fs} env steps)")
     print("predicted agent position against the simulator (m), mean after model step 1 .. H; worst at step H")
     for i, path in enumerate(args.models):
         for r in ("door", "straight"):
             e = np.array(errs[(i, r)])
             print(f"{path}  {r:8s}  " + " ".join(f"{x:.3f}" for x in e.mean(0)) + f"  | worst {e[:, -1].max():.3f}")
+    print("final-step energy of the routes (mean door / mean straight; share of starts where door < straight)")
+    for i, path in enumerate(args.models):
+        d, st = np.array(energy[(i, "door")]), np.array(energy[(i, "straight")])
+        print(f"{path}  {d.mean():.3f} / {st.mean():.3f}; door preferred in {np.mean(d < st):.0%}")
 
 
 if __name__ == "__main__":
