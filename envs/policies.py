@@ -42,10 +42,12 @@ class Dwell:
         self.rng, self.shape, self.prob, self.steps = rng, shape, prob, steps
         self.left = 0
 
-    def maybe_start(self) -> None:
-        """Called when a waypoint is reached: start a rest with probability ``prob``."""
+    def maybe_start(self) -> np.ndarray | None:
+        """Called when a waypoint is reached: start a rest with probability ``prob``;
+        returns its first action, or None when not resting."""
         if self.rng.random() < self.prob:
             self.left = int(self.rng.integers(*self.steps))
+        return self()
 
     def __call__(self) -> np.ndarray | None:
         """The next action of a rest in progress, or None when not resting."""
@@ -132,8 +134,7 @@ class TwoRoomDirectedPolicy:
             self._age = 0
             if not self._route:
                 self._plan_route()
-                self._dwell.maybe_start()
-                rest = self._dwell()
+                rest = self._dwell.maybe_start()
                 if rest is not None:
                     return rest
         self._age += 1
@@ -209,11 +210,9 @@ class HazardDirectedPolicy:
         reached = self._target is not None and np.linalg.norm(self._target - pos) < 0.04
         if self._target is None or self._age > 30 or reached:
             self._new_target()
-            if reached:
-                self._dwell.maybe_start()
-                rest = self._dwell()
-                if rest is not None:
-                    return rest
+            rest = self._dwell.maybe_start() if reached else None
+            if rest is not None:
+                return rest
         self._age += 1
         a = 8.0 * (self._target - pos) + self.rng.normal(0, 0.3, size=2)
         return np.clip(a, -1.0, 1.0)

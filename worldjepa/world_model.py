@@ -40,6 +40,13 @@ class WorldModelSpec:
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "assets")
 
 
+def steps_weight(all_steps: bool | float) -> float:
+    """The planner's ``energy_all_steps`` (True = 1, False = 0, or a weight) as a weight in [0, 1]."""
+    if isinstance(all_steps, str) or not 0.0 <= float(all_steps) <= 1.0:
+        raise ValueError(f"energy_all_steps must be a weight in [0, 1] (or true / false), got {all_steps!r}")
+    return float(all_steps)
+
+
 def shipped_model(task: str) -> str | None:
     """Directory of the pre-trained model shipped in the package for ``task``, or None."""
     path = os.path.join(SHIPPED_DIR, task)
@@ -181,21 +188,13 @@ class WorldModel(nn.Module):
         rewards arriving early but also the greedy way into a dead end; in between, the end
         counts most and, of two plans that end alike, the one that gets there sooner wins.
         """
-        w = float(all_steps)
-        if not 0.0 <= w <= 1.0:
-            raise ValueError(f"all_steps (energy_all_steps) must be a weight in [0, 1] or a bool, got {all_steps}")
-
-        def mix(per_step: torch.Tensor) -> torch.Tensor:  # (..., H) -> (...)
-            return (1 - w) * per_step[..., -1] + w * per_step.mean(-1) if w > 0 else per_step[..., -1]
-
-        if kind not in ("l1", "l2"):
-            raise ValueError(f"energy kind must be 'l1' or 'l2', got {kind!r}")
-        diff = (pred if w > 0 else pred[..., -1:, :, :]) - goal.unsqueeze(-3)
-        d = diff.abs() if kind == "l1" else diff.pow(2)
-        e = mix(d.mean(dim=(-1, -2)))
+        w = steps_weight(all_steps)
+        e = self.energy(pred, goal, kind=kind, last_only=True)
+        if w > 0:
+            e = (1 - w) * e + w * self.energy(pred, goal, kind=kind, last_only=False)
         if proprio_weight > 0:
-            pp = pred_proprio if w > 0 else pred_proprio[..., -1:, :]
-            e = e + proprio_weight * mix(self.proprio_distance(pp, goal_proprio.unsqueeze(-2)))
+            per_step = self.proprio_distance(pred_proprio if w > 0 else pred_proprio[..., -1:, :], goal_proprio.unsqueeze(-2))
+            e = e + proprio_weight * ((1 - w) * per_step[..., -1] + w * per_step.mean(-1))
         return e
 
     @torch.no_grad()

@@ -18,7 +18,7 @@ import torch
 
 from planners import MPC
 from planners.risk import aggregate, check_risk
-from worldjepa.world_model import WorldModel
+from worldjepa.world_model import WorldModel, steps_weight
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,7 @@ def goal_cost(
     """
 
     check_risk(risk, beta, alpha)
-    if isinstance(all_steps, str) or not 0.0 <= float(all_steps) <= 1.0:
-        raise ValueError(f"energy_all_steps must be a weight in [0, 1] (or true / false), got {all_steps!r}")
+    steps_weight(all_steps)  # fail on a bad weight now, not at the first plan
     if futures <= 0:
         raise ValueError(f"futures (sampled futures per candidate) must be >= 1, got {futures}")
     if futures > 1 and wm.latent is None:
