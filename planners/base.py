@@ -93,10 +93,35 @@ def initial_mean_std(
     return mean, std, half
 
 
-def sample_around(mean: torch.Tensor, std: torch.Tensor, samples: int, bounds: Bounds, gen: torch.Generator) -> torch.Tensor:
-    """(B, N, H, A) candidates: the mean itself, then N - 1 Gaussian samples, clamped to bounds."""
+def colored_noise(shape: tuple[int, ...], beta: float, gen: torch.Generator) -> torch.Tensor:
+    """Standard-normal noise (..., H, A) whose power along H falls as 1 / f^beta (iCEM,
+    Pinneri et al. 2020): beta = 0 is white noise; beta = 2 gives smooth, slowly turning
+    action sequences. Every entry has unit variance whatever beta. Drawn over 2H steps and
+    cut to H, so that the first and last steps are not neighbours (the FFT is circular)."""
+    *lead, H, A = shape
+    if beta == 0 or H < 2:
+        return torch.randn(shape, generator=gen)
+    n = 2 * H
+    f = torch.fft.rfftfreq(n)  # (F,) cycles per step, 0 .. 0.5
+    f[0] = f[1]  # the constant part gets the power of the slowest oscillation
+    s = f.pow(-beta / 2)
+    real_only = torch.zeros(len(f), dtype=torch.bool)
+    real_only[0] = True
+    real_only[-1] = True  # the Nyquist bin (n is even) is real too
+    re = torch.randn((*lead, A, len(f)), generator=gen)
+    im = torch.randn((*lead, A, len(f)), generator=gen)
+    scale = torch.where(real_only, s, s / 2**0.5)
+    spec = torch.complex(re * scale, torch.where(real_only, torch.zeros_like(im), im * scale))
+    x = torch.fft.irfft(spec, n=n, norm="ortho")[..., :H]  # (..., A, H)
+    var = (torch.where(real_only, 1.0, 2.0) * s.pow(2)).sum() / n
+    return (x / var.sqrt()).transpose(-1, -2)
+
+
+def sample_around(mean: torch.Tensor, std: torch.Tensor, samples: int, bounds: Bounds, gen: torch.Generator, beta: float = 0.0) -> torch.Tensor:
+    """(B, N, H, A) candidates: the mean itself, then N - 1 Gaussian samples (coloured along H
+    when ``beta`` > 0, see ``colored_noise``), clamped to bounds."""
     B, H, A = mean.shape
-    noise = torch.randn(B, samples - 1, H, A, generator=gen).to(mean.device)
+    noise = colored_noise((B, samples - 1, H, A), beta, gen).to(mean.device)
     return bounds.clamp(torch.cat([mean.unsqueeze(1), mean.unsqueeze(1) + std.unsqueeze(1) * noise], dim=1))
 
 

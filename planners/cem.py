@@ -38,6 +38,9 @@ class CEM:
             action for the whole step: few, long, decisive moves, which find routes that
             independent env actions, averaging out within a step, do not); the remaining
             iterations refine every number from there.
+        noise_beta: colour of the sampling noise along the horizon (iCEM): 0 is white
+            noise; 2 draws smooth sequences that keep a direction for several steps and
+            turn slowly (detours round an obstacle), which white noise seldom draws.
     """
 
     def __init__(
@@ -55,10 +58,13 @@ class CEM:
         result: str = "best",
         coarse: int = 1,
         coarse_iterations: int = 0,
+        noise_beta: float = 0.0,
     ) -> None:
         if result not in ("best", "mean"):
             raise ValueError(f"result must be 'best' or 'mean', got {result!r}")
         check_positive(horizon=horizon, action_dim=action_dim, samples=samples, elites=elites, iterations=iterations, std_init=std_init)
+        if not 0.0 <= noise_beta <= 4.0:
+            raise ValueError(f"noise_beta must lie in [0, 4], got {noise_beta}")
         if elites > samples:
             raise ValueError(f"elites ({elites}) must not exceed samples ({samples})")
         if not 0.0 <= momentum < 1.0 or std_min < 0:
@@ -72,6 +78,7 @@ class CEM:
         if coarse > 1 and any(torch.as_tensor(b).numel() > 1 for b in (bounds.low, bounds.high)):
             raise ValueError("coarse > 1 needs scalar action bounds (the same for every action number)")
         self.gen = torch.Generator().manual_seed(seed)
+        self.beta = float(noise_beta)
         self.result, self.coarse, self.coarse_iters = result, coarse, coarse_iterations if coarse > 1 else 0
 
     def plan(self, cost: CostFn, batch: int = 1, init: torch.Tensor | None = None, device: torch.device | str = "cpu") -> PlanResult:
@@ -85,7 +92,7 @@ class CEM:
             if self.coarse_iters and it == self.coarse_iters:  # from here on, every number
                 mean, std = mean.repeat(1, 1, k), std.repeat(1, 1, k)
             coarse = self.coarse_iters and it < self.coarse_iters
-            cand = sample_around(mean, std, self.N, self.bounds, self.gen)  # (B, N, H, A or A / k)
+            cand = sample_around(mean, std, self.N, self.bounds, self.gen, self.beta)  # (B, N, H, A or A / k)
             full = cand.repeat(1, 1, 1, k) if coarse else cand
             c = evaluate(cost, full)  # (B, N)
             top = c.topk(self.K, dim=1, largest=False).indices  # (B, K)

@@ -84,6 +84,25 @@ def test_cem_coarse_to_fine():
         CEM(2, 6, coarse=3, coarse_iterations=2, bounds=Bounds(torch.full((6,), -1.0), torch.full((6,), 1.0)))
 
 
+def test_colored_noise_and_cem_with_it():
+    """iCEM noise: unit variance at every step, neighbouring steps correlated for beta > 0
+    and not for beta = 0, the first and last steps not tied by the FFT's wrap-around; CEM
+    sampling with it still finds the bowl's minimum."""
+    from planners.base import colored_noise
+
+    g = torch.Generator().manual_seed(0)
+    for beta, lag1 in ((0.0, (-0.05, 0.05)), (2.0, (0.6, 0.95))):
+        x = colored_noise((20000, 8, 2), beta, g)
+        torch.testing.assert_close(x.var(0), torch.ones(8, 2), atol=0.06, rtol=0)
+        c = torch.corrcoef(torch.stack([x[:, 0, 0], x[:, 1, 0], x[:, -1, 0], x[:, 0, 1]]))
+        assert lag1[0] < c[0, 1] < lag1[1]
+        assert c[0, 2] < 0.1 and abs(c[0, 3]) < 0.05  # no wrap-around; action dims independent
+    res = CEM(3, 2, samples=200, elites=20, iterations=20, seed=0, noise_beta=2.0).plan(bowl, batch=2)
+    torch.testing.assert_close(res.actions, TARGET, atol=0.05, rtol=0)
+    with pytest.raises(ValueError, match="noise_beta"):
+        CEM(3, 2, noise_beta=-1.0)
+
+
 def test_bad_settings_and_costs():
     with pytest.raises(ValueError, match="elites \\(50\\) must not exceed samples \\(10\\)"):
         CEM(3, 2, samples=10, elites=50)

@@ -356,3 +356,22 @@ def test_plan_config_energy_all_steps():
     for bad in (2, -1, "sometimes", None):
         with pytest.raises(ValueError, match="energy_all_steps must be true, false or a weight"):
             _all_steps_weight(bad)
+
+
+def test_latent_heads_can_read_the_proprio_alone():
+    """``z_inputs='proprio'``: the prior of z depends on the proprio and the action, never on
+    the pooled state tokens (which drift in a rollout); the default reads both."""
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    only = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_inputs="proprio"), spec)
+    both = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16), spec)
+    s1, s2, p, a = torch.randn(3, 1, 1, 48), torch.randn(3, 1, 1, 48), torch.randn(3, 1, 6), torch.randn(3, 2)
+    for m, same in ((only, True), (both, False)):
+        q1 = m.latent.prior(m.latent_features(s1, p)[:, 0], a)[0]
+        q2 = m.latent.prior(m.latent_features(s2, p)[:, 0], a)[0]
+        assert torch.allclose(q1, q2) == same
+    assert not torch.allclose(*(only.latent.prior(only.latent_features(s1, pp)[:, 0], a)[0] for pp in (p, p + 1)))
+    with pytest.raises(ValueError, match="z_inputs"):
+        pred_cfg(z_dim=4, z_inputs="pixels")
+    with pytest.raises(ValueError, match="needs a proprio token"):
+        pred_cfg(z_dim=4, z_inputs="proprio", proprio_dim=0)

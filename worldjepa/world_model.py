@@ -72,7 +72,8 @@ class WorldModel(nn.Module):
         # per-step latent variable: posterior in training, prior when rolling out
         # its heads see the pooled state tokens and the proprio of a step
         lat_cfg = LatentConfig(z_dim=pred.z_dim, hidden=pred.z_hidden, kind=pred.z_kind, classes=pred.z_classes)
-        self.latent = Latent(enc.dim + pred.proprio_dim, pred.action_dim, lat_cfg) if pred.z_dim else None
+        lat_in = pred.proprio_dim if pred.z_inputs == "proprio" else enc.dim + pred.proprio_dim
+        self.latent = Latent(lat_in, pred.action_dim, lat_cfg) if pred.z_dim else None
         # proprio read from the state tokens alone: what the planner compares the predicted
         # proprio with, since a goal is given only as an image (DESIGN.md section 3)
         if pred.proprio_decoder_hidden and not pred.proprio_dim:
@@ -265,7 +266,10 @@ class WorldModel(nn.Module):
             return self.predictor.rollout(context, full, proprio if self.spec.proprio_dim else None, use_cache=use_cache)
 
     def latent_features(self, states: torch.Tensor, proprio: torch.Tensor | None) -> torch.Tensor:
-        """What the latent heads see of a step: pooled state tokens (B, T, K, D) -> mean over K, plus proprio."""
+        """What the latent heads see of a step: pooled state tokens (B, T, K, D) -> mean over K, plus
+        proprio; or the proprio alone (``predictor.z_inputs: proprio``)."""
+        if self.spec.proprio_dim and self.predictor.cfg.z_inputs == "proprio":
+            return proprio
         f = states.mean(-2)
         return torch.cat([f, proprio], -1) if self.spec.proprio_dim else f
 

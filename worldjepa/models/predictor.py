@@ -47,10 +47,15 @@ class PredictorConfig:
     z_hidden: int = 128  # hidden width of the latent prior/posterior heads
     z_kind: str = "gaussian"  # gaussian | categorical (z_dim / z_classes one-hot groups, straight-through)
     z_classes: int = 4  # categorical: codes per group
+    z_inputs: str = "both"  # what the latent heads see of a step: "both" (pooled state tokens + proprio) or "proprio" only
 
     def __post_init__(self) -> None:
         if self.proprio_decoder_input not in ("patches", "states"):
             raise ValueError(f"predictor.proprio_decoder_input must be 'patches' or 'states', got {self.proprio_decoder_input!r}")
+        if self.z_inputs not in ("both", "proprio"):
+            raise ValueError(f"predictor.z_inputs must be 'both' or 'proprio', got {self.z_inputs!r}")
+        if self.z_dim and self.z_inputs == "proprio" and not self.proprio_dim:
+            raise ValueError("predictor.z_inputs='proprio' needs a proprio token (use_proprio: true)")
         if self.dim % self.heads:
             raise ValueError(f"predictor dim {self.dim} must be divisible by heads {self.heads}")
         if (
