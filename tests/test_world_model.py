@@ -358,6 +358,21 @@ def test_plan_config_energy_all_steps():
             _all_steps_weight(bad)
 
 
+def test_plan_warns_past_the_trained_rollout():
+    """A plan longer than the model's training rollouts gets a warning naming the fix."""
+    import warnings
+
+    from worldjepa.cli import _warn_beyond_trained_horizon
+    from worldjepa.world_model import SHIPPED_DIR
+
+    shipped = os.path.join(SHIPPED_DIR, "reach")  # trained on 5-step rollouts
+    with pytest.warns(UserWarning, match="objective.rollout_steps=8 objective.clip_len=9"):
+        _warn_beyond_trained_horizon(shipped, 8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        _warn_beyond_trained_horizon(shipped, 5)
+
+
 def test_latent_heads_can_read_the_proprio_alone():
     """``z_inputs='proprio'``: the prior of z depends on the proprio and the action, never on
     the pooled state tokens (which drift in a rollout); the default reads both."""

@@ -244,6 +244,24 @@ def _all_steps_weight(value) -> float:
     return w
 
 
+def _warn_beyond_trained_horizon(ckpt: str, horizon: int) -> None:
+    """Warn when the plan is longer than the rollouts the model was trained on: past them the
+    predictions drift (on TwoRoom an agent resting on the goal was predicted to slide 0.1-0.17 m
+    over model steps 6-8 of a model trained on 5-step rollouts)."""
+    import warnings
+
+    from worldjepa.train.checkpoint import read_meta
+
+    obj = read_meta(ckpt).get("objective", {})
+    trained = obj.get("rollout_steps")
+    if trained and horizon > int(trained):
+        warnings.warn(
+            f"planner.horizon={horizon} is longer than the {trained}-step rollouts {ckpt} was trained on; predictions past step {trained} "
+            f"drift. Train with objective.rollout_steps={horizon} objective.clip_len={horizon + 1} to plan this far.",
+            stacklevel=2,
+        )
+
+
 def cmd_plan(cfg) -> None:
     import json
 
@@ -268,6 +286,7 @@ def cmd_plan(cfg) -> None:
             raise ValueError(f"bad planner settings: {cause}") from None
 
     make_planner()  # fail early on bad planner settings
+    _warn_beyond_trained_horizon(ckpt, int(cfg.planner.horizon))
     out = str(cfg.out)
     cost_kw = {
         "energy": str(cfg.energy),
