@@ -184,23 +184,34 @@ class PushDirectedPolicy:
 
 
 class HazardDirectedPolicy:
-    """Drives to waypoints, most of them across the hall through the gust strip, so the
-    data show both of its outcomes (and the pits); the rest are random points. At a third
-    of the reached targets the agent rests a while (``Dwell``)."""
+    """Drives to waypoints: half of them across the hall through the gust strip, so the
+    data show both of its outcomes (and the pits); a fifth in the corridors above and below
+    the pits (the safe routes, which straight lines to random points seldom take, so a
+    model had the agent sliding into a pit when it went round); the rest random points.
+    At a third of the reached targets the agent rests a while (``Dwell``)."""
 
     def __init__(self, env, rng: np.random.Generator) -> None:
         self.env, self.rng = env, rng
         self._target: np.ndarray | None = None
         self._age = 0
         self._dwell = Dwell(rng, env.action_space.shape)
+        self._pending: list[np.ndarray] = []
 
     def _new_target(self) -> None:
         pos = self.env.data.qpos[:2]
-        if self.rng.random() < 0.6:  # across, on a line through the strip
+        self._age = 0
+        if self._pending:
+            self._target = self._pending.pop(0)
+            return
+        u = self.rng.random()
+        if u < 0.5:  # across, on a line through the strip
             self._target = np.array([-np.sign(pos[0] or 1.0) * self.rng.uniform(0.2, 0.42), self.rng.uniform(-0.08, 0.08)])
+        elif u < 0.7:  # round: up or down on this side, then along the corridor above or below the pits
+            side, y = np.sign(pos[0] or 1.0), self.rng.choice([-1.0, 1.0]) * self.rng.uniform(0.37, 0.45)
+            self._target = np.array([side * self.rng.uniform(0.18, 0.3), y])
+            self._pending = [np.array([-side * self.rng.uniform(0.05, 0.3), y])]
         else:
             self._target = self.rng.uniform(-0.45, 0.45, size=2)
-        self._age = 0
 
     def __call__(self) -> np.ndarray:
         pos = self.env.data.qpos[:2]

@@ -220,3 +220,19 @@ def test_hazard_has_two_modes_and_a_trap():
             obs, _, _, _, info = env.step(np.array([-1.0, -1.0], dtype=np.float32))
             assert np.allclose(obs["proprio"][:2], before) and info["trapped"]
     assert outcomes == {1, -1} and 0 < traps < 12
+
+
+def test_hazard_exploration_goes_round_the_pits():
+    """The directed policy also drives the safe routes: in the middle column above or
+    below the pits (|x| < 0.12, |y| > 0.34), where a planner going round must know the
+    dynamics."""
+    env = envs.make("hazard").unwrapped
+    round_steps = steps = 0
+    for seed in range(10):
+        env.reset(seed=seed, options={"policy": "directed"})
+        for _ in range(40):
+            env.step(env.explore_action())
+            x, y = env.data.qpos[:2]
+            steps += 1
+            round_steps += bool(abs(x) < 0.12 and abs(y) > 0.34)
+    assert round_steps >= 0.03 * steps, (round_steps, steps)
