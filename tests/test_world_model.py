@@ -390,3 +390,20 @@ def test_latent_heads_can_read_the_proprio_alone():
         pred_cfg(z_dim=4, z_inputs="pixels")
     with pytest.raises(ValueError, match="needs a proprio token"):
         pred_cfg(z_dim=4, z_inputs="proprio", proprio_dim=0)
+
+
+def test_action_weight_adds_a_control_cost():
+    """``energy_action_weight`` adds weight x the mean squared action to each candidate's
+    energy, exactly; a negative weight is refused."""
+    from worldjepa.eval.planning import goal_cost
+
+    torch.manual_seed(0)
+    m = WorldModel(ENC, pred_cfg(), WorldModelSpec(proprio_dim=6))
+    ctx, goal, prop = torch.randn(1, 1, 2, 48), torch.randn(1, 2, 48), torch.randn(1, 1, 6)
+    acts = torch.rand(1, 5, 3, 2) * 2 - 1
+    with torch.no_grad():
+        plain = goal_cost(m, ctx, goal, prop)(acts)
+        taxed = goal_cost(m, ctx, goal, prop, action_weight=0.3)(acts)
+    torch.testing.assert_close(taxed - plain, 0.3 * acts.pow(2).mean(dim=(-1, -2)))
+    with pytest.raises(ValueError, match="energy_action_weight must be >= 0"):
+        goal_cost(m, ctx, goal, prop, action_weight=-0.1)

@@ -298,6 +298,7 @@ def cmd_plan(cfg) -> None:
         "alpha": float(cfg.risk.alpha),
         "common_noise": bool(cfg.risk.common_noise),
         "hold": hold,
+        "action_weight": float(cfg.energy_action_weight),
     }
     summary, _ = evaluate(
         cfg.env.name,
@@ -323,6 +324,7 @@ def cmd_plan(cfg) -> None:
         energy=cost_kw["energy"],
         energy_proprio_weight=cost_kw["proprio_weight"],
         energy_all_steps=cost_kw["all_steps"],
+        energy_action_weight=cost_kw["action_weight"],
         hold_actions=hold,
         shrink_horizon=bool(cfg.shrink_horizon),
         risk=OmegaConf.to_container(cfg.risk),

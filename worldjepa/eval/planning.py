@@ -52,6 +52,7 @@ def goal_cost(
     hold: bool = False,
     common_noise: bool = True,
     noise_seed: int = 0,
+    action_weight: float = 0.0,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -77,6 +78,10 @@ def goal_cost(
             is scored on the same ``futures`` scenarios (common random numbers, drawn from
             ``noise_seed``): otherwise the elites are the candidates whose own draws missed
             the risk by luck, and the costs of one iteration and the next do not compare.
+        action_weight: + this weight x the mean squared action of the candidate (a control
+            cost, as in MPPI): where many plans reach about the same energy (an agent
+            already on its goal), the planner keeps still instead of executing the random
+            first action of whichever plan happened to score a hair lower.
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -84,6 +89,8 @@ def goal_cost(
 
     check_risk(risk, beta, alpha)
     steps_weight(all_steps)  # fail on a bad weight now, not at the first plan
+    if not action_weight >= 0:
+        raise ValueError(f"energy_action_weight must be >= 0, got {action_weight}")
     if futures <= 0:
         raise ValueError(f"futures (sampled futures per candidate) must be >= 1, got {futures}")
     if futures > 1 and wm.latent is None:
@@ -97,6 +104,7 @@ def goal_cost(
         raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
 
     def cost(actions: torch.Tensor) -> torch.Tensor:
+        effort = actions.pow(2).mean(dim=(-1, -2)) if action_weight > 0 else None  # (B, N)
         if hold:
             actions = wm.hold(actions)
         B, N, H, A = actions.shape
@@ -114,7 +122,8 @@ def goal_cost(
         e = wm.goal_energy(pred, pred_p, g, goal_proprio, kind=energy, proprio_weight=proprio_weight, all_steps=all_steps)
         if futures > 1:
             e = aggregate(e, risk, beta, alpha)
-        return e.view(B, N)
+        e = e.view(B, N)
+        return e + action_weight * effort if effort is not None else e
 
     return cost
 
