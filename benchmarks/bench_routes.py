@@ -62,6 +62,8 @@ def main() -> None:
         start, goal = obs["proprio"][:2], np.asarray(info["goal_state"])
         side = np.sign(start[0])
         routes = {"door": [np.array([side * 0.1, 0.0]), np.array([-side * 0.1, 0.0]), goal], "straight": [goal]}
+        with torch.no_grad():  # the goal image, encoded once per model (not once per route)
+            goals = [m.encode_goal(torch.from_numpy(info["goal_pixels"])[None]) for m in models]
         for r, wps in routes.items():
             first, acts, true = drive(env, seed, wps, args.horizon, fs)
             a = torch.from_numpy(acts).view(1, args.horizon, fs * acts.shape[-1])
@@ -69,8 +71,7 @@ def main() -> None:
                 with torch.no_grad():
                     ctx = m.encode(torch.from_numpy(first["pixels"])[None, None])
                     states, prop = m.rollout(ctx, a, torch.from_numpy(first["proprio"])[None, None])
-                    goal_tokens, goal_p = m.encode_goal(torch.from_numpy(info["goal_pixels"])[None])
-                    e = m.goal_energy(states, prop, goal_tokens, goal_p, proprio_weight=1.0, all_steps=False)
+                    e = m.goal_energy(states, prop, *goals[i], proprio_weight=1.0, all_steps=False)
                 errs[(i, r)].append(np.linalg.norm(prop[0, :, :2].numpy() - true, axis=-1))
                 energy[(i, r)].append(float(e[0]))
     print(f"tworoom, {args.episodes} starts of the planning list, {args.horizon} model steps ({args.horizon * fs} env steps)")
