@@ -318,7 +318,7 @@ def cmd_plan(cfg) -> None:
     summary.update(
         env=cfg.env.name,
         model=ckpt,
-        planner=OmegaConf.to_container(cfg.planner),
+        planner=OmegaConf.to_container(cfg.planner, resolve=True),
         budget=budget,
         execute=int(cfg.execute),
         energy=cost_kw["energy"],
