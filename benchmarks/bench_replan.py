@@ -1,11 +1,12 @@
 """Time per MPC replan: one CEM plan through the world model, at the shipped budget and DINO-WM's.
 
-    python benchmarks/bench_replan.py [--model DIR] [--device cpu|cuda] [--bf16]
+    python benchmarks/bench_replan.py [--model DIR] [--env TASK] [--device cpu|cuda] [--bf16]
 
 Without --model it builds a default-size model (tiny encoder, default predictor, Reach's
 action and proprio sizes) with random weights: the time does not depend on the weights.
-Budgets: ours (configs/planner/cem.yaml) and DINO-WM's CEM (300 samples x 30 iterations,
-horizon 5), in one run, so the ratio is measured on the same machine at the same moment.
+Budgets: ours (the task's CEM defaults, configs/planner/cem.yaml with configs/env/<TASK>.yaml,
+and its energy settings) and DINO-WM's CEM (300 samples x 30 iterations, horizon 5), in
+one run, so the ratio is measured on the same machine at the same moment.
 With --bf16 (CUDA) each budget is also timed under bf16 autocast, side by side with fp32.
 """
 
@@ -14,9 +15,12 @@ from __future__ import annotations
 import argparse
 import time
 
+import hydra
 import torch
+from omegaconf import OmegaConf
 
 from planners import CEM
+from worldjepa.cli import config_dir
 from worldjepa.eval.planning import goal_cost
 from worldjepa.models.encoder import EncoderConfig
 from worldjepa.models.predictor import PredictorConfig
@@ -35,7 +39,12 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--bf16", action="store_true")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--env", default="reach", help="task whose planning defaults set our budget (default reach, the shipped model's)")
     args = ap.parse_args()
+    with hydra.initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = hydra.compose("plan", overrides=[f"env={args.env}"])
+    ours = OmegaConf.to_container(cfg.planner, resolve=True)
+    ours.pop("_target_")
     torch.manual_seed(0)
     wm = (WorldModel.load(args.model) if args.model else default_model()).to(args.device).eval()
     dev = torch.device(args.device)
@@ -44,14 +53,17 @@ def main() -> None:
     goal, goal_p = wm.encode_goal(px[:, 0])
     ctx = wm.encode(px)
     prop = torch.zeros(1, 1, wm.spec.proprio_dim, device=dev) if wm.spec.proprio_dim else None
-    cost = goal_cost(wm, ctx, goal, prop, proprio_weight=1.0 if goal_p is not None else 0.0, goal_proprio=goal_p, all_steps=True)
-    budgets = [("ours (100 x 5)", 100, 10, 5), ("DINO-WM (300 x 30)", 300, 30, 30)]
+    cost_kw = {"all_steps": float(cfg.energy_all_steps), "action_weight": float(cfg.energy_action_weight)}
+    cost = goal_cost(wm, ctx, goal, prop, proprio_weight=1.0 if goal_p is not None else 0.0, goal_proprio=goal_p, **cost_kw)
+    dino = {"horizon": 5, "samples": 300, "elites": 30, "iterations": 30, "seed": 0}
+    name = f"ours ({ours['samples']} x {ours['iterations']}, H {ours['horizon']}" + (f", coarse {ours['coarse']}" if ours["coarse"] > 1 else "") + ")"
+    budgets = [(name, ours), ("DINO-WM (300 x 30, H 5)", dino)]
     modes = [("fp32", False)] + ([("bf16", True)] if args.bf16 else [])
-    print(f"device {args.device}, model {args.model or 'default size, random weights'}, horizon 5, action dim {wm.action_dim}")
-    for name, n, k, iters in budgets:
+    print(f"device {args.device}, model {args.model or 'default size, random weights'}, task defaults of {args.env}, action dim {wm.action_dim}")
+    for name, kw in budgets:
         row = []
         for mode, amp in modes:
-            planner = CEM(action_dim=wm.action_dim, horizon=5, samples=n, elites=k, iterations=iters, seed=0)
+            planner = CEM(action_dim=wm.action_dim, **kw)
 
             def run(planner=planner, amp=amp):
                 with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
@@ -67,7 +79,7 @@ def main() -> None:
                 best = min(best, time.perf_counter() - t)
             row.append(f"{mode} {best * 1000:8.1f} ms")
         ratio = f"  (bf16 speed-up {float(row[0].split()[1]) / float(row[1].split()[1]):.2f}x)" if len(row) > 1 else ""
-        print(f"{name:22s} " + "   ".join(row) + ratio, flush=True)
+        print(f"{name:32s} " + "   ".join(row) + ratio, flush=True)
 
 
 if __name__ == "__main__":
