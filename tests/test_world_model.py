@@ -122,6 +122,9 @@ def test_planning_episode_and_protocol_errors(trained):
     summary, results = evaluate("reach", model, lambda: CEM(2, 2, samples=16, elites=4, iterations=2), episodes=1, budget=3, progress=False)
     assert summary["episodes"] == 1 and 0.0 <= summary["success_ci95"][0] <= summary["success_ci95"][1] <= 1.0
     assert len(results[0].replan_seconds) == 3 and summary["final_distance_mean"] > 0
+    # the start distance is the env's own distance right after reset, for every episode
+    start = envs.make("reach").reset(seed=1000)[1]["distance"]
+    assert summary["per_episode"][0]["start_distance"] == pytest.approx(start) and summary["start_distance_mean"] == pytest.approx(start)
     with pytest.raises(ValueError, match="trained on 'reach', not 'push'"):
         evaluate("push", model, lambda: CEM(2, 2), episodes=1, budget=3, progress=False)
     with pytest.raises(ValueError, match=r"goal image must be uint8 \(64, 64, 3\)"):

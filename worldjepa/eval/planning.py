@@ -138,6 +138,7 @@ class EpisodeResult:
     goal_pixels: np.ndarray
     energies: list[list[float]]  # per replan, best energy per planner iteration
     trapped: bool | None = None  # tasks with a hazard (info["trapped"]) at the end; None elsewhere
+    start_distance: float = float("nan")  # the task's distance to the goal at the start: how much of it the plan closed
 
 
 def run_episode(
@@ -160,6 +161,7 @@ def run_episode(
     """
     spec = wm.spec
     obs, info = env.reset(seed=seed)
+    start_distance = float(info["distance"])
     goal_px = info["goal_pixels"]
     if goal_px.shape != (spec.image_size, spec.image_size, 3) or goal_px.dtype != np.uint8:
         raise ValueError(f"goal image must be uint8 ({spec.image_size}, {spec.image_size}, 3) for this model, got {goal_px.dtype} {goal_px.shape}")
@@ -203,7 +205,9 @@ def run_episode(
     final = state["info"]
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
     trapped = bool(final["trapped"]) if "trapped" in final else None
-    return EpisodeResult(seed, bool(final["is_success"]), float(final["distance"]), log_.replan_seconds, state["frames"], goal_px, energies, trapped)
+    return EpisodeResult(
+        seed, bool(final["is_success"]), float(final["distance"]), log_.replan_seconds, state["frames"], goal_px, energies, trapped, start_distance
+    )
 
 
 def summarize(results: list[EpisodeResult]) -> dict:
@@ -220,9 +224,16 @@ def summarize(results: list[EpisodeResult]) -> dict:
         "success_rate": k / max(n, 1),
         "success_ci95": [lo, hi],
         "final_distance_mean": float(np.mean([r.final_distance for r in results])) if results else float("nan"),
+        "start_distance_mean": float(np.mean([r.start_distance for r in results])) if results else float("nan"),
         "replan_seconds_mean": float(np.mean(times)) if times else float("nan"),
         "per_episode": [
-            {"seed": r.seed, "success": r.success, "final_distance": r.final_distance, **({"trapped": r.trapped} if r.trapped is not None else {})}
+            {
+                "seed": r.seed,
+                "success": r.success,
+                "start_distance": r.start_distance,
+                "final_distance": r.final_distance,
+                **({"trapped": r.trapped} if r.trapped is not None else {}),
+            }
             for r in results
         ],
     }
