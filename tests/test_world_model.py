@@ -410,3 +410,25 @@ def test_action_weight_adds_a_control_cost():
     torch.testing.assert_close(taxed - plain, 0.3 * acts.pow(2).mean(dim=(-1, -2)))
     with pytest.raises(ValueError, match="energy_action_weight must be >= 0"):
         goal_cost(m, ctx, goal, prop, action_weight=-0.1)
+
+
+def test_kl_warmup_ramps_the_kl_weight_and_prices_nothing_at_first():
+    from worldjepa.train.world import WorldTask
+
+    torch.manual_seed(0)
+    model = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16), WorldModelSpec(proprio_dim=6))
+    obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", kl_weight=0.2, free_bits=0.0, kl_warmup=100)
+    task = WorldTask.__new__(WorldTask)
+    task.obj, task.module, task.sigreg, task.trainable_states = obj, model, None, True
+    assert [task.kl_weight(s) for s in (0, 50, 100, 500)] == pytest.approx([0.0, 0.1, 0.2, 0.2])
+    batch = {"patches": torch.randn(2, 3, 16, 48), "actions": torch.randn(2, 3, 2), "proprio": torch.randn(2, 3, 6), "seed": 0}
+    # at step 0 the KL is measured but not in the loss: the prior head gets no gradient
+    loss, metrics = task.loss(batch, 0)
+    loss.backward()
+    assert metrics["kl_nats"] > 0 and all(p.grad is None or p.grad.abs().sum() == 0 for p in model.latent.prior_net.parameters())
+    model.zero_grad()
+    loss, _ = task.loss(batch, 100)
+    loss.backward()
+    assert sum(p.grad.abs().sum() for p in model.latent.prior_net.parameters()) > 0
+    with pytest.raises(ValueError, match="kl_warmup must be >= 0"):
+        WorldObjective(kl_warmup=-1)

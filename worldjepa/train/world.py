@@ -49,6 +49,7 @@ class WorldObjective:
     kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
     free_bits: float = 1.0  # nats per step of KL that are not penalised
     kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
+    kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
     target_stopgrad: bool = False  # no gradient through the target state tokens (V-JEPA); the pooler then learns only from the context side and the decoder
@@ -60,6 +61,8 @@ class WorldObjective:
             raise ValueError(f"objective.recipe must be 'frozen' or 'joint', got {self.recipe!r}")
         if self.reg not in ("sigreg", "vicreg", "none"):
             raise ValueError(f"objective.reg must be sigreg, vicreg or none, got {self.reg!r}")
+        if self.kl_warmup < 0:
+            raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
             raise ValueError(f"objective.kl_balance must lie in [0, 1], got {self.kl_balance}")
         if self.history < 1 or self.rollout_steps < 0 or self.clip_len < self.history + max(1, self.rollout_steps):
@@ -104,6 +107,12 @@ class WorldTask:
         out["seed"] = int(torch.randint(2**31, (1,), generator=gen))
         return out
 
+    def kl_weight(self, step: int) -> float:
+        """The KL weight at ``step``: ``kl_weight``, ramped up linearly from 0 over ``kl_warmup`` steps."""
+        if self.obj.kl_warmup <= 0:
+            return self.obj.kl_weight
+        return self.obj.kl_weight * min(1.0, step / self.obj.kl_warmup)
+
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         m, obj = self.module, self.obj
         patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])  # (B, T, N, D)
@@ -119,7 +128,7 @@ class WorldTask:
             prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
             gen = torch.Generator().manual_seed(batch["seed"] + 1)
             z = m.latent.sample(post, generator=gen)
-            total = total + obj.kl_weight * m.latent.balanced_kl(post, prior, obj.kl_balance, obj.free_bits)
+            total = total + self.kl_weight(step) * m.latent.balanced_kl(post, prior, obj.kl_balance, obj.free_bits)
             metrics["kl_nats"] = float(m.latent.kl(post, prior).mean().detach())
         # teacher forcing: steps 0..T-2 predict 1..T-1
         tgt = s.detach() if obj.target_stopgrad else s
