@@ -432,3 +432,31 @@ def test_kl_warmup_ramps_the_kl_weight_and_prices_nothing_at_first():
     assert sum(p.grad.abs().sum() for p in model.latent.prior_net.parameters()) > 0
     with pytest.raises(ValueError, match="kl_warmup must be >= 0"):
         WorldObjective(kl_warmup=-1)
+
+
+def test_z_to_proprio_is_a_direct_path_and_keeps_the_cache_exact():
+    """``z_to_proprio``: the predicted proprio moves with z through a linear path of its
+    own (its gradient reaches z without the transformer), and the KV-cached rollout still
+    equals the uncached one."""
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    m = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=2, z_to_proprio=True), spec)
+    s, a, p = torch.randn(2, 3, 1, 48), torch.randn(2, 3, 2), torch.randn(2, 3, 6)
+    z = torch.zeros(2, 3, 4, requires_grad=True)
+    _, prop = m.predictor(s, a, p, z=z)
+    prop[..., 1].sum().backward()
+    direct = m.predictor.z_proprio.weight[1]
+    assert direct.abs().sum() > 0 and z.grad.abs().sum() > 0
+    # the state-token path alone gives z a different gradient: the direct one adds to it
+    plain = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=2), spec)
+    plain.load_state_dict({k: v for k, v in m.state_dict().items() if not k.startswith("predictor.z_proprio")})
+    z2 = torch.zeros(2, 3, 4, requires_grad=True)
+    plain.predictor(s, a, p, z=z2)[1][..., 1].sum().backward()
+    assert torch.allclose(z.grad - z2.grad, direct.expand_as(z.grad), atol=1e-5)
+    ctx = torch.randn(2, 1, 1, 48)
+    acts, prop0 = torch.rand(2, 4, 2) * 2 - 1, torch.randn(2, 1, 6)
+    x, xp = m.rollout(ctx, acts, prop0, use_cache=True)
+    y, yp = m.rollout(ctx, acts, prop0, use_cache=False)
+    assert torch.allclose(x, y, atol=1e-5) and torch.allclose(xp, yp, atol=1e-5)
+    with pytest.raises(ValueError, match="z_to_proprio needs"):
+        pred_cfg(z_to_proprio=True)
