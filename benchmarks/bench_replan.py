@@ -20,7 +20,7 @@ import torch
 from omegaconf import OmegaConf
 
 from planners import CEM
-from worldjepa.cli import config_dir
+from worldjepa.cli import config_dir, plan_cost_kwargs
 from worldjepa.eval.planning import goal_cost
 from worldjepa.models.encoder import EncoderConfig
 from worldjepa.models.predictor import PredictorConfig
@@ -53,8 +53,10 @@ def main() -> None:
     goal, goal_p = wm.encode_goal(px[:, 0])
     ctx = wm.encode(px)
     prop = torch.zeros(1, 1, wm.spec.proprio_dim, device=dev) if wm.spec.proprio_dim else None
-    cost_kw = {"all_steps": float(cfg.energy_all_steps), "action_weight": float(cfg.energy_action_weight)}
-    cost = goal_cost(wm, ctx, goal, prop, proprio_weight=1.0 if goal_p is not None else 0.0, goal_proprio=goal_p, **cost_kw)
+    cost_kw = plan_cost_kwargs(cfg)  # the task's energy, exactly as `worldjepa plan` builds it
+    if goal_p is None:  # a model without a proprio decoder has no proprio term
+        cost_kw["proprio_weight"] = 0.0
+    cost = goal_cost(wm, ctx, goal, prop, goal_proprio=goal_p, **cost_kw)
     dino = {"horizon": 5, "samples": 300, "elites": 30, "iterations": 30, "seed": 0}
     name = f"ours ({ours['samples']} x {ours['iterations']}, H {ours['horizon']}" + (f", coarse {ours['coarse']}" if ours["coarse"] > 1 else "") + ")"
     budgets = [(name, ours), ("DINO-WM (300 x 30, H 5)", dino)]

@@ -262,6 +262,22 @@ def _warn_beyond_trained_horizon(ckpt: str, horizon: int) -> None:
         )
 
 
+def plan_cost_kwargs(cfg) -> dict:
+    """The energy settings of a ``plan`` config, as keyword arguments of ``goal_cost``."""
+    return {
+        "energy": str(cfg.energy),
+        "proprio_weight": float(cfg.energy_proprio_weight),
+        "all_steps": _all_steps_weight(cfg.energy_all_steps),
+        "futures": int(cfg.risk.futures),
+        "risk": str(cfg.risk.aggregate),
+        "beta": float(cfg.risk.beta),
+        "alpha": float(cfg.risk.alpha),
+        "common_noise": bool(cfg.risk.common_noise),
+        "hold": bool(cfg.hold_actions),
+        "action_weight": float(cfg.energy_action_weight),
+    }
+
+
 def cmd_plan(cfg) -> None:
     import json
 
@@ -288,18 +304,7 @@ def cmd_plan(cfg) -> None:
     make_planner()  # fail early on bad planner settings
     _warn_beyond_trained_horizon(ckpt, int(cfg.planner.horizon))
     out = str(cfg.out)
-    cost_kw = {
-        "energy": str(cfg.energy),
-        "proprio_weight": float(cfg.energy_proprio_weight),
-        "all_steps": _all_steps_weight(cfg.energy_all_steps),
-        "futures": int(cfg.risk.futures),
-        "risk": str(cfg.risk.aggregate),
-        "beta": float(cfg.risk.beta),
-        "alpha": float(cfg.risk.alpha),
-        "common_noise": bool(cfg.risk.common_noise),
-        "hold": hold,
-        "action_weight": float(cfg.energy_action_weight),
-    }
+    cost_kw = plan_cost_kwargs(cfg)
     summary, _ = evaluate(
         cfg.env.name,
         wm,
