@@ -98,6 +98,8 @@ class GoalImageAdapter(gym.Env):
         self._explore = (options or {}).get("policy")
         if self._explore not in (None, "random"):
             raise ValueError(f"unknown exploration policy {self._explore!r} for GoalImageAdapter; expected 'random'")
+        if int((options or {}).get("policy_hold", 1)) != 1:
+            raise ValueError("GoalImageAdapter's random policy has no policy_hold; use policy_hold=1")
         info = self._info()
         info["goal_state"], info["goal_pixels"] = self.goal_state.copy(), self.goal_pixels.copy()
         self._last_obs, self._last_info = self._get_obs(), info

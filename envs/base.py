@@ -187,6 +187,11 @@ class GoalImageEnv(gym.Env):
         self._policy = None
         if policy is not None:
             self._policy = self.make_policy(policy, np.random.default_rng(self.np_random.integers(2**63)))
+            hold = int(options.get("policy_hold", 1))
+            if hold != 1:
+                from envs.policies import HeldPolicy
+
+                self._policy = HeldPolicy(self._policy, hold)
         self._last_obs, self._last_info = self._get_obs(), self._info(with_goal=True)
         return self._last_obs, self._last_info
 

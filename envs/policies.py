@@ -13,6 +13,34 @@ import numpy as np
 from envs.tasks import wrap_angle
 
 
+class HeldPolicy:
+    """Wraps a policy so that its action changes only every ``hold`` steps (the first call
+    is a decision): the action is held in between, as a world model with frameskip
+    ``hold`` and a planner over held actions see it.
+
+    The inner policy is still called at every step (its waypoints, rests and counters run
+    in env steps), but only its action at a decision step is used. Without the hold, a
+    reactive policy's actions *inside* one model step answer what happened in that step:
+    on Hazard the agent steered back at once after a gust, so the model step's action
+    vector told which way the gust had pushed, and a world model learned that from the
+    actions instead of from its latent variable (where a planner, which commits to the
+    whole step in advance, cannot supply it).
+    """
+
+    def __init__(self, inner, hold: int) -> None:
+        if int(hold) < 1:
+            raise ValueError(f"policy hold must be >= 1 env step, got {hold}")
+        self.inner, self.hold = inner, int(hold)
+        self._count, self._action = 0, None
+
+    def __call__(self) -> np.ndarray:
+        a = self.inner()
+        if self._count % self.hold == 0:
+            self._action = a
+        self._count += 1
+        return self._action
+
+
 class RandomPolicy:
     """Uniform random actions, held for a random 1-4 steps (so motion is not pure jitter)."""
 

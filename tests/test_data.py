@@ -202,3 +202,14 @@ def test_cli_bad_inputs(tmp_path):
     assert res.returncode == 2 and "no dataset directory" in res.stderr
     res = run_cli("frobnicate")
     assert res.returncode == 2 and "unknown command 'frobnicate'" in res.stderr
+
+
+def test_collect_policy_hold_is_recorded(tmp_path):
+    """collect(policy_hold=5) stores held actions and says so in each episode's entry."""
+    out = str(tmp_path / "held")
+    store = collect("hazard", episodes=1, out=out, episode_len=10, policy_hold=5, progress=False)
+    a = store.load(0)["actions"]
+    assert np.all(a[:5] == a[0]) and np.all(a[5:] == a[5])
+    assert store.entries[0]["policy_hold"] == 5
+    with pytest.raises(ValueError, match="policy_hold must be >= 1"):
+        collect("hazard", episodes=1, out=out, episode_len=10, policy_hold=0, progress=False)

@@ -236,3 +236,22 @@ def test_hazard_exploration_goes_round_the_pits():
             steps += 1
             round_steps += bool(abs(x) < 0.12 and abs(y) > 0.34)
     assert round_steps >= 0.03 * steps, (round_steps, steps)
+
+
+def test_held_policy_changes_action_only_at_decisions():
+    """policy_hold=5: the exploration action is constant within each block of 5 env steps
+    (aligned with step 0, as the model's frameskip cuts an episode) and changes between
+    blocks; 0 is refused."""
+    env = envs.make("hazard").unwrapped
+    env.reset(seed=3, options={"policy": "directed", "policy_hold": 5})
+    acts = []
+    for _ in range(20):
+        a = env.explore_action().copy()
+        acts.append(a)
+        env.step(a)
+    acts = np.stack(acts)
+    for b in range(4):
+        assert np.all(acts[5 * b : 5 * b + 5] == acts[5 * b]), acts[5 * b : 5 * b + 5]
+    assert len({tuple(acts[5 * b]) for b in range(4)}) > 1
+    with pytest.raises(ValueError, match="policy hold must be >= 1"):
+        env.reset(seed=0, options={"policy": "directed", "policy_hold": 0})

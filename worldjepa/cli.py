@@ -50,6 +50,7 @@ def cmd_collect(cfg) -> None:
         image_size=int(cfg.env.image_size),
         action_repeat=int(cfg.env.action_repeat),
         progress=bool(cfg.progress),
+        policy_hold=int(cfg.policy_hold),
     )
     s = summarize(store)
     report.say(f"dataset {s['root']}: {s['episodes']} episodes, {s['frames']} frames of {s['task']}")

@@ -50,6 +50,7 @@ def collect(
     image_size: int = 64,
     action_repeat: int = 1,
     progress: bool = True,
+    policy_hold: int = 1,
 ) -> EpisodeStore:
     """Collect ``episodes`` rollouts of ``policy`` in ``env`` and append them to the dataset at ``out``.
 
@@ -57,6 +58,8 @@ def collect(
     ``workers > 1``). Each finished episode is committed to disk at once, so an interrupted
     run keeps every episode it finished. Episode ``i`` of the dataset is reset with seed
     ``seed + i``, so appending to a dataset continues the sequence rather than repeating it.
+    ``policy_hold`` > 1 holds each policy action for that many env steps (set it to the
+    world model's frameskip on a stochastic task, see ``envs.policies.HeldPolicy``).
 
     Returns:
         The episode store (opened for reading and appending).
@@ -65,6 +68,8 @@ def collect(
         raise ValueError(f"episodes must be > 0, got {episodes}")
     if workers <= 0:
         raise ValueError(f"workers must be > 0, got {workers}")
+    if policy_hold <= 0:
+        raise ValueError(f"policy_hold must be >= 1 env step, got {policy_hold}")
     if episode_len <= 0:
         raise ValueError(f"episode_len must be > 0, got {episode_len}")
     env_kwargs = {"image_size": int(image_size), "action_repeat": int(action_repeat)}
@@ -80,12 +85,12 @@ def collect(
             n = min(workers, episodes - done)
             first = len(store)
             seeds = [seed + first + j for j in range(workers)]
-            venv.reset(seed=seeds, options={"policy": policy})
+            venv.reset(seed=seeds, options={"policy": policy, "policy_hold": int(policy_hold)})
             # each worker runs its whole episode in one call (one round trip per episode)
             rollouts = venv.call("explore_rollout", episode_len)
             for j in range(n):
                 episode = rollouts[j]
-                store.append(episode, {"seed": seeds[j], "policy": policy, "action_repeat": int(action_repeat), "image_size": int(image_size)})
+                store.append(episode, {"seed": seeds[j], "policy": policy, "policy_hold": int(policy_hold), "action_repeat": int(action_repeat), "image_size": int(image_size)})
                 bar.update(int(episode["actions"].shape[0]))
             done += n
     finally:
