@@ -90,7 +90,10 @@ def collect(
             rollouts = venv.call("explore_rollout", episode_len)
             for j in range(n):
                 episode = rollouts[j]
-                store.append(episode, {"seed": seeds[j], "policy": policy, "policy_hold": int(policy_hold), "action_repeat": int(action_repeat), "image_size": int(image_size)})
+                store.append(
+                    episode,
+                    {"seed": seeds[j], "policy": policy, "policy_hold": int(policy_hold), "action_repeat": int(action_repeat), "image_size": int(image_size)},
+                )
                 bar.update(int(episode["actions"].shape[0]))
             done += n
     finally:
