@@ -176,6 +176,26 @@ class Latent(nn.Module):
         probs = logp.exp()
         return (onehot + probs - probs.detach()).flatten(-2)
 
+    def all_codes(self, max_codes: int = 4096) -> torch.Tensor:
+        """Every value a categorical z can take, (M, z_dim) with M = classes ** groups, in
+        the order of ``code_log_probs``. Refused for a Gaussian z or when M > ``max_codes``."""
+        if self.cfg.kind != "categorical":
+            raise ValueError("all_codes needs a categorical z (predictor.z_kind=categorical)")
+        C, G = self.cfg.classes, self.cfg.z_dim // self.cfg.classes
+        if C**G > max_codes:
+            raise ValueError(f"a categorical z of {G} groups x {C} classes has {C**G} codes, more than {max_codes} to enumerate")
+        idx = torch.cartesian_prod(*[torch.arange(C)] * G).reshape(-1, G)  # (M, G)
+        return nn.functional.one_hot(idx, C).flatten(-2).float()
+
+    def code_log_probs(self, dist: tuple[torch.Tensor, ...]) -> torch.Tensor:
+        """log q(code) of every code in ``all_codes`` order: (..., G, C) log-probabilities -> (..., M)."""
+        logp = dist[0]
+        G = logp.shape[-2]
+        out = logp[..., 0, :]
+        for g in range(1, G):  # the groups are independent: log-probabilities add
+            out = (out.unsqueeze(-1) + logp[..., g, None, :]).flatten(-2)
+        return out
+
     def mode(self, dist: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """The most likely z (..., z_dim): the mean (Gaussian) or the most likely code of each group."""
         if self.cfg.kind == "gaussian":

@@ -49,6 +49,7 @@ class WorldObjective:
     kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
     free_bits: float = 1.0  # nats per step of KL that are not penalised
     kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
+    z_marginal_proprio: bool = False  # predictor.z_to_proprio with a categorical z: the proprio loss of the direct z path is the exact expectation over the posterior's codes, not one sampled code
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
@@ -69,6 +70,28 @@ class WorldObjective:
             raise ValueError(f"need history >= 1 and clip_len >= history + rollout_steps, got {self.history}, {self.rollout_steps}, {self.clip_len}")
 
 
+def marginal_proprio_l1(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, post: tuple, target: torch.Tensor) -> torch.Tensor:
+    """L1 of the predicted proprio, in expectation over the posterior's codes on the direct
+    z -> proprio path (``objective.z_marginal_proprio``).
+
+    ``prop`` = base + W z for the sampled code z; base is what the transformer predicts.
+    Here each code c of the categorical posterior q contributes q(c) * |base + W c - target|,
+    summed over all codes (exactly, no sampling). The posterior then learns from every code
+    at once which one explains the next state, with no straight-through bias or sampling
+    noise: with one sampled code and a gradient through it, a posterior that was 60/40 on a
+    gust's direction and a predictor that moved 1-3 cm with z kept each other vague
+    (docs/BENCHMARKS.md §5). The transformer's tokens still see the sampled code.
+
+    prop, target (B, T, P); z (B, T, Z); post: the posterior (log-probabilities (B, T, G, C),).
+    """
+    lin = model.predictor.z_proprio
+    base = prop - F.linear(z, lin.weight)  # remove the sampled code's W z (value and gradient); the bias stays
+    offsets = model.latent.all_codes().to(prop) @ lin.weight.T  # (M, P)
+    err = (base.unsqueeze(-2) + offsets - target.unsqueeze(-2)).abs().mean(-1)  # (B, T, M)
+    q = model.latent.code_log_probs(post).exp()  # (B, T, M)
+    return (q * err).sum(-1).mean()
+
+
 class WorldTask:
     """Teacher-forcing + rollout objective as a :class:`~worldjepa.train.loop.Task`."""
 
@@ -78,6 +101,8 @@ class WorldTask:
             for p in model.encoder.parameters():
                 p.requires_grad_(False)
         self.trainable_states = obj.recipe == "joint" or model.pooler is not None
+        if obj.z_marginal_proprio and (model.predictor.z_proprio is None or model.latent.cfg.kind != "categorical"):
+            raise ValueError("objective.z_marginal_proprio needs predictor.z_to_proprio=true and predictor.z_kind=categorical")
         self.sigreg = SIGReg(256) if obj.reg == "sigreg" else None
         # frozen encoder: each episode's patch embeddings are computed once and kept (fp16)
         self._emb_cache: dict[int, torch.Tensor] = {}
@@ -137,7 +162,7 @@ class WorldTask:
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
         if prop is not None:
-            pl = F.l1_loss(prop, p[:, 1:])
+            pl = marginal_proprio_l1(m, prop, z, post, p[:, 1:]) if obj.z_marginal_proprio else F.l1_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
             metrics["proprio_loss"] = float(pl.detach())
         if obj.rollout_steps > 0:
