@@ -493,3 +493,29 @@ def test_marginal_proprio_loss_is_the_expectation_over_codes():
     plain = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=2), spec)
     with pytest.raises(ValueError, match="z_marginal_proprio needs"):
         WorldTask(None, plain, obj)
+
+
+def test_z_proprio_mlp_reads_the_step_and_keeps_the_cache_exact():
+    """``z_proprio_hidden > 0``: the direct path is an MLP of (z, proprio, action), so the
+    same code can move the predicted proprio differently at different states; the cached
+    rollout still equals the uncached one; the MLP without ``z_to_proprio`` is refused."""
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    m = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=2, z_to_proprio=True, z_proprio_hidden=16), spec)
+    assert m.predictor.z_proprio is None and m.predictor.z_proprio_mlp is not None
+    s, a = torch.randn(1, 1, 1, 48), torch.randn(1, 1, 2)
+    p1, p2 = torch.zeros(1, 1, 6), torch.ones(1, 1, 6)
+    za, zb = torch.tensor([[[1.0, 0, 1, 0]]]), torch.tensor([[[0, 1.0, 0, 1]]])
+    with torch.no_grad():
+        shift_1 = m.predictor(s, a, p1, z=za)[1] - m.predictor(s, a, p1, z=zb)[1]
+        shift_2 = m.predictor(s, a, p2, z=za)[1] - m.predictor(s, a, p2, z=zb)[1]
+    assert not torch.allclose(shift_1, shift_2, atol=1e-4)  # a linear path would give the same shift at both states
+    z = torch.zeros(1, 1, 4, requires_grad=True)
+    m.predictor(s, a, p1, z=z)[1].sum().backward()
+    assert z.grad.abs().sum() > 0
+    ctx, acts, prop0 = torch.randn(2, 1, 1, 48), torch.rand(2, 4, 2) * 2 - 1, torch.randn(2, 1, 6)
+    x, xp = m.rollout(ctx, acts, prop0, use_cache=True)
+    y, yp = m.rollout(ctx, acts, prop0, use_cache=False)
+    assert torch.allclose(x, y, atol=1e-5) and torch.allclose(xp, yp, atol=1e-5)
+    with pytest.raises(ValueError, match="z_proprio_hidden"):
+        pred_cfg(z_dim=4, z_proprio_hidden=16)

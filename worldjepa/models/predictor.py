@@ -49,12 +49,15 @@ class PredictorConfig:
     z_classes: int = 4  # categorical: codes per group
     z_inputs: str = "both"  # what the latent heads see of a step: "both" (pooled state tokens + proprio) or "proprio" only
     z_to_proprio: bool = False  # z also reaches the predicted proprio through a linear path beside the transformer
+    z_proprio_hidden: int = 0  # with z_to_proprio: 0 = that path is linear in z; > 0 = an MLP of this width over (z, the step's proprio, its action)
 
     def __post_init__(self) -> None:
         if self.proprio_decoder_input not in ("patches", "states"):
             raise ValueError(f"predictor.proprio_decoder_input must be 'patches' or 'states', got {self.proprio_decoder_input!r}")
         if self.z_inputs not in ("both", "proprio"):
             raise ValueError(f"predictor.z_inputs must be 'both' or 'proprio', got {self.z_inputs!r}")
+        if self.z_proprio_hidden < 0 or (self.z_proprio_hidden and not self.z_to_proprio):
+            raise ValueError(f"predictor.z_proprio_hidden must be >= 0 and needs z_to_proprio=true, got {self.z_proprio_hidden}")
         if self.z_to_proprio and not (self.z_dim and self.proprio_dim):
             raise ValueError("predictor.z_to_proprio needs a latent variable and a proprio token (z_dim > 0, proprio_dim > 0)")
         if self.z_dim and self.z_inputs == "proprio" and not self.proprio_dim:
@@ -142,7 +145,12 @@ class ACPredictor(nn.Module):
         # a direct path z -> next proprio: through the transformer alone, a z that says
         # "pushed up" moved the predicted position by 0.01-0.03 m where the push is 0.18 m,
         # so the posterior got too weak a signal to sharpen, and the two stayed vague together
-        self.z_proprio = nn.Linear(cfg.z_dim, cfg.proprio_dim) if cfg.z_to_proprio else None
+        self.z_proprio = nn.Linear(cfg.z_dim, cfg.proprio_dim) if cfg.z_to_proprio and not cfg.z_proprio_hidden else None
+        # the MLP form: a fixed offset per code (the linear path) must also apply where nothing
+        # random happens, so a code shared by a gust and by the 90 % of steps without one was
+        # pulled to the median offset, zero; (z, proprio, action) can say "this code pushes
+        # up *here*" (docs/BENCHMARKS.md §5)
+        self.z_proprio_mlp = mlp(cfg.z_dim + cfg.proprio_dim + cfg.action_dim, [cfg.z_proprio_hidden], cfg.proprio_dim) if cfg.z_proprio_hidden else None
         nn.init.trunc_normal_(self.type_embed, std=0.02)
         self._mask_cache: dict = {}
         self._pos_cache: dict = {}
@@ -202,7 +210,9 @@ class ACPredictor(nn.Module):
         x = x + te.unsqueeze(1)
         return x.reshape(B, S * self.cfg.block_size, -1)
 
-    def _read(self, x: torch.Tensor, states: torch.Tensor, z: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _read(
+        self, x: torch.Tensor, states: torch.Tensor, z: torch.Tensor | None = None, proprio: torch.Tensor | None = None, actions: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Outputs -> (next states (B, S, K, E), next proprio (B, S, P) or None).
 
         The state head predicts the change of each state token (residual), so an untrained
@@ -215,6 +225,8 @@ class ACPredictor(nn.Module):
         prop = self.proprio_out(st.mean(2)) if self.proprio_out is not None else None
         if self.z_proprio is not None:
             prop = prop + self.z_proprio(z)
+        if self.z_proprio_mlp is not None:
+            prop = prop + self.z_proprio_mlp(torch.cat([z, proprio, actions], -1))
         return nxt, prop
 
     def _check(self, states, actions, proprio) -> None:
@@ -252,7 +264,7 @@ class ACPredictor(nn.Module):
         mask = self.block_causal_mask(S, x.device)
         for blk in self.blocks:
             x = blk(x, rope=rope, mask=mask)
-        return self._read(x, states, z)
+        return self._read(x, states, z, proprio, actions)
 
     # ----- rollout ----------------------------------------------------------------------
     def step(
@@ -277,7 +289,7 @@ class ACPredictor(nn.Module):
             mask = torch.cat([torch.ones(L, past, dtype=torch.bool, device=x.device), new], dim=1) if past else new
         for blk, c in zip(self.blocks, cache):
             x = blk(x, rope=rope, mask=mask, cache=c)
-        return self._read(x, states, z)
+        return self._read(x, states, z, proprio, actions)
 
     def rollout(
         self,

@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from worldjepa.data.clips import ClipDataset, split_episodes
 from worldjepa.losses import SIGReg, vicreg_terms
@@ -102,7 +103,13 @@ class WorldTask:
                 p.requires_grad_(False)
         self.trainable_states = obj.recipe == "joint" or model.pooler is not None
         if obj.z_marginal_proprio and (model.predictor.z_proprio is None or model.latent.cfg.kind != "categorical"):
-            raise ValueError("objective.z_marginal_proprio needs predictor.z_to_proprio=true and predictor.z_kind=categorical")
+            raise ValueError("objective.z_marginal_proprio needs the linear direct path (predictor.z_to_proprio=true, predictor.z_proprio_hidden=0) and predictor.z_kind=categorical")
+        if obj.z_marginal_proprio:
+            # every code starts from the same prediction (a resumed run loads its weights over
+            # this): with PyTorch's default init the codes' offsets differ by tenths of a metre,
+            # the exact expectation sent every case to the one code that fit best on average,
+            # and the posterior collapsed onto it (KL 0.0001 nats per step by step 300)
+            nn.init.zeros_(model.predictor.z_proprio.weight)
         self.sigreg = SIGReg(256) if obj.reg == "sigreg" else None
         # frozen encoder: each episode's patch embeddings are computed once and kept (fp16)
         self._emb_cache: dict[int, torch.Tensor] = {}
