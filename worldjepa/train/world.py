@@ -103,7 +103,9 @@ class WorldTask:
                 p.requires_grad_(False)
         self.trainable_states = obj.recipe == "joint" or model.pooler is not None
         if obj.z_marginal_proprio and (model.predictor.z_proprio is None or model.latent.cfg.kind != "categorical"):
-            raise ValueError("objective.z_marginal_proprio needs the linear direct path (predictor.z_to_proprio=true, predictor.z_proprio_hidden=0) and predictor.z_kind=categorical")
+            raise ValueError(
+                "objective.z_marginal_proprio needs the linear direct path (predictor.z_to_proprio=true, predictor.z_proprio_hidden=0) and predictor.z_kind=categorical"
+            )
         if obj.z_marginal_proprio:
             # every code starts from the same prediction (a resumed run loads its weights over
             # this): with PyTorch's default init the codes' offsets differ by tenths of a metre,
