@@ -519,3 +519,23 @@ def test_z_proprio_mlp_reads_the_step_and_keeps_the_cache_exact():
     assert torch.allclose(x, y, atol=1e-5) and torch.allclose(xp, yp, atol=1e-5)
     with pytest.raises(ValueError, match="z_proprio_hidden"):
         pred_cfg(z_dim=4, z_proprio_hidden=16)
+
+
+def test_proprio_loss_mse_option():
+    """``objective.proprio_loss=mse`` scores the predicted proprio by its squared error
+    (the reported proprio loss equals the MSE of the predictor's output); other names are refused."""
+    from worldjepa.train.world import WorldTask
+
+    torch.manual_seed(0)
+    model = WorldModel(ENC, pred_cfg(num_state_tokens=1), WorldModelSpec(proprio_dim=6))
+    obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", proprio_loss="mse", proprio_weight=1.0)
+    task = WorldTask.__new__(WorldTask)
+    task.obj, task.module, task.sigreg, task.trainable_states = obj, model, None, True
+    batch = {"patches": torch.randn(2, 3, 16, 48), "actions": torch.randn(2, 3, 2), "proprio": torch.randn(2, 3, 6), "seed": 0}
+    _, metrics = task.loss(batch, 0)
+    with torch.no_grad():
+        s = model.pool(batch["patches"])
+        _, prop = model.predictor(s[:, :-1], batch["actions"][:, :-1], batch["proprio"][:, :-1])
+    assert metrics["proprio_loss"] == pytest.approx(float((prop - batch["proprio"][:, 1:]).pow(2).mean()), rel=1e-5)
+    with pytest.raises(ValueError, match="proprio_loss must be 'l1' or 'mse'"):
+        WorldObjective(proprio_loss="huber")

@@ -43,7 +43,8 @@ class WorldObjective:
     clip_len: int = 8  # model steps per training clip (>= history + rollout_steps)
     frameskip: int = 1  # env steps per model step
     rollout_weight: float = 1.0
-    proprio_weight: float = 0.1  # L1 on predicted proprio (if used)
+    proprio_weight: float = 0.1  # weight of the predicted proprio's loss (if used)
+    proprio_loss: str = "l1"  # l1 | mse: the predicted proprio's loss (mse: a latent code's effect is the mean of what it explains, not the median, which stays 0 while a code also serves the steps where nothing random happens)
     reg: str = "sigreg"  # regulariser on trainable state tokens: sigreg | vicreg | none
     reg_weight: float = 0.05
     idm_weight: float = 0.0  # inverse-dynamics loss (needs predictor.idm_hidden > 0)
@@ -63,6 +64,8 @@ class WorldObjective:
             raise ValueError(f"objective.recipe must be 'frozen' or 'joint', got {self.recipe!r}")
         if self.reg not in ("sigreg", "vicreg", "none"):
             raise ValueError(f"objective.reg must be sigreg, vicreg or none, got {self.reg!r}")
+        if self.proprio_loss not in ("l1", "mse"):
+            raise ValueError(f"objective.proprio_loss must be 'l1' or 'mse', got {self.proprio_loss!r}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -171,7 +174,10 @@ class WorldTask:
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
         if prop is not None:
-            pl = marginal_proprio_l1(m, prop, z, post, p[:, 1:]) if obj.z_marginal_proprio else F.l1_loss(prop, p[:, 1:])
+            if obj.z_marginal_proprio:
+                pl = marginal_proprio_l1(m, prop, z, post, p[:, 1:])
+            else:
+                pl = F.l1_loss(prop, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
             metrics["proprio_loss"] = float(pl.detach())
         if obj.rollout_steps > 0:
