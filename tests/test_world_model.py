@@ -539,3 +539,5 @@ def test_proprio_loss_mse_option():
     assert metrics["proprio_loss"] == pytest.approx(float((prop - batch["proprio"][:, 1:]).pow(2).mean()), rel=1e-5)
     with pytest.raises(ValueError, match="proprio_loss must be 'l1' or 'mse'"):
         WorldObjective(proprio_loss="huber")
+    with pytest.raises(ValueError, match="cannot be combined"):
+        WorldObjective(proprio_loss="mse", z_marginal_proprio=True)
