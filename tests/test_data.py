@@ -59,6 +59,23 @@ def test_clip_dataset(tiny_reach_dataset):
         ClipDataset(tiny_reach_dataset, clip_len=30)
 
 
+def test_clip_dataset_stride_starts_on_held_blocks(tiny_reach_dataset):
+    """stride=s: clips start only at steps 0, s, 2s, ... of each episode (20 steps each here)."""
+    ds = ClipDataset(tiny_reach_dataset, clip_len=2, frameskip=5, stride=5)
+    # span 10 steps: starts 0, 5, 10 fit in 20 steps (a start at 15 would need 25)
+    assert len(ds) == 4 * 3
+    starts = sorted({ds.locate(i)[1] for i in range(len(ds))})
+    assert starts == [0, 5, 10]
+    ep_idx, t0 = ds.locate(5)
+    assert (ep_idx, t0) == (ds.episodes[1], 10)
+    ep = ds.store.load(ep_idx)
+    np.testing.assert_array_equal(ds[5]["actions"][1].numpy(), ep["actions"][15:20].reshape(-1))
+    # stride 1 is every start, as before
+    assert len(ClipDataset(tiny_reach_dataset, clip_len=2, frameskip=5)) == 4 * 11
+    with pytest.raises(ValueError, match="stride must be > 0"):
+        ClipDataset(tiny_reach_dataset, clip_len=2, frameskip=5, stride=0)
+
+
 def test_split_episodes_is_disjoint_and_deterministic():
     tr, va = split_episodes(50, 0.2, seed=1)
     assert len(va) == 10 and not set(tr) & set(va) and sorted(tr + va) == list(range(50))

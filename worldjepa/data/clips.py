@@ -33,8 +33,9 @@ class ClipDataset(Dataset):
     * ``proprio`` float32 (T, P)
     * ``states``  float32 (T, S): simulator states, for probes and evaluation only
 
-    Every clip start that fits inside an episode is one item. Episodes are read lazily
-    (and cached up to the store's ``cache_bytes``), never all at once.
+    Every clip start that fits inside an episode and is a multiple of ``stride`` is one
+    item. Episodes are read lazily (and cached up to the store's ``cache_bytes``), never
+    all at once.
 
     Args:
         root: dataset directory.
@@ -42,19 +43,33 @@ class ClipDataset(Dataset):
         frameskip: env steps between consecutive clip frames.
         episodes: indices of the episodes to use (e.g. a train split); all by default.
         cache_bytes: bound on decoded episodes kept in memory per process.
+        stride: env steps between the starts of consecutive clips (1: every step). Set it
+            to the collection's ``policy_hold`` so that each clip step's actions are one
+            held block: a clip that starts inside a block mixes the end of one block with
+            the start of the next, which the policy chose after seeing the first part
+            (on Hazard, after the gust pushed; docs/BENCHMARKS.md §5).
     """
 
-    def __init__(self, root: str, clip_len: int = 8, frameskip: int = 1, episodes: Sequence[int] | None = None, cache_bytes: int = 512 * 2**20) -> None:
-        if clip_len <= 0 or frameskip <= 0:
-            raise ValueError(f"clip_len and frameskip must be > 0, got {clip_len}, {frameskip}")
+    def __init__(
+        self,
+        root: str,
+        clip_len: int = 8,
+        frameskip: int = 1,
+        episodes: Sequence[int] | None = None,
+        cache_bytes: int = 512 * 2**20,
+        stride: int = 1,
+    ) -> None:
+        if clip_len <= 0 or frameskip <= 0 or stride <= 0:
+            raise ValueError(f"clip_len, frameskip and stride must be > 0, got {clip_len}, {frameskip}, {stride}")
         self.store = EpisodeStore(root, cache_bytes=cache_bytes)
-        self.clip_len, self.frameskip = int(clip_len), int(frameskip)
+        self.clip_len, self.frameskip, self.stride = int(clip_len), int(frameskip), int(stride)
         self.episodes = list(range(len(self.store))) if episodes is None else [int(e) for e in episodes]
         for e in self.episodes:
             if not 0 <= e < len(self.store):
                 raise IndexError(f"episode {e} out of range: the dataset has {len(self.store)} episodes")
         span = self.clip_len * self.frameskip
-        counts = [max(0, int(self.store.entries[e]["length"]) - span + 1) for e in self.episodes]
+        # starts 0, stride, 2*stride, ... up to length - span
+        counts = [max(0, (int(self.store.entries[e]["length"]) - span) // self.stride + 1) for e in self.episodes]
         if sum(counts) == 0:
             raise ValueError(f"no episode is long enough for clips of {clip_len} frames with frameskip {frameskip} (need {span} steps)")
         self._ends = np.cumsum(counts)
@@ -72,7 +87,7 @@ class ClipDataset(Dataset):
             raise IndexError(f"clip index {i} out of range [0, {len(self)})")
         k = int(np.searchsorted(self._ends, i, side="right"))
         start = i - (int(self._ends[k - 1]) if k > 0 else 0)
-        return self.episodes[k], start
+        return self.episodes[k], start * self.stride
 
     def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
         ep_idx, t0 = self.locate(int(i))

@@ -42,6 +42,7 @@ class WorldObjective:
     rollout_steps: int = 2  # autoregressive steps in the rollout loss
     clip_len: int = 8  # model steps per training clip (>= history + rollout_steps)
     frameskip: int = 1  # env steps per model step
+    clip_stride: int = 1  # env steps between training clip starts; set to the data's policy_hold so a model step's actions are one held block
     rollout_weight: float = 1.0
     proprio_weight: float = 0.1  # weight of the predicted proprio's loss (if used)
     proprio_loss: str = "l1"  # l1 | mse: the predicted proprio's loss (mse: a latent code's effect is the mean of what it explains, not the median, which stays 0 while a code also serves the steps where nothing random happens)
@@ -68,6 +69,8 @@ class WorldObjective:
             raise ValueError(f"objective.proprio_loss must be 'l1' or 'mse', got {self.proprio_loss!r}")
         if self.z_marginal_proprio and self.proprio_loss != "l1":
             raise ValueError("objective.z_marginal_proprio is an L1 loss; it cannot be combined with objective.proprio_loss=mse")
+        if self.clip_stride < 1:
+            raise ValueError(f"objective.clip_stride must be >= 1 env step, got {self.clip_stride}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -253,7 +256,16 @@ def train_world_model(
     probe = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip)
     meta_d = probe.meta
     train_eps, val_eps = split_episodes(len(probe.store), val_fraction, seed=0)
-    ds = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip, episodes=train_eps)
+    ds = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip, episodes=train_eps, stride=obj.clip_stride)
+    holds = {int(probe.store.entries[e].get("policy_hold", 1)) for e in train_eps}
+    if any(h > 1 and (obj.clip_stride % h or obj.frameskip % h) for h in holds):
+        log.warning(
+            "the data's actions are held for %s env steps, but objective.clip_stride=%d and objective.frameskip=%d are not multiples of it: "
+            "a model step's actions then mix two held blocks, and the later one was chosen after seeing the earlier one's outcome",
+            sorted(holds),
+            obj.clip_stride,
+            obj.frameskip,
+        )
     if obj.recipe == "frozen" and encoder_ckpt is None:
         raise ValueError("the frozen recipe needs a pre-trained encoder: pass encoder=<pretrain run>/final (or use objective.recipe=joint)")
     if obj.idm_weight > 0 and not pred.idm_hidden:
