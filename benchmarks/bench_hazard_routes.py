@@ -9,7 +9,10 @@ round below the pits, a corridor between strip and pit, and staying put. For eac
 pit and the energies the planner would aggregate (mean and CVaR 0.25 of the final-step
 energy to the goal image); ``runs`` simulator runs with different gust draws give the
 true share trapped and the true final distance. A risk-aware planner can only avoid
-what the samples show: compare the two "in a pit" columns.
+what the samples show: compare the two "in a pit" columns. "model dist" is the distance
+from the goal of where the futures end (their mean final position, untrapped futures
+only), to compare with the simulator's final distance; the goal image's read-out
+position is printed against the true goal.
 """
 
 from __future__ import annotations
@@ -55,13 +58,20 @@ def main() -> None:
             goal, gp = m.encode_goal(torch.from_numpy(info["goal_pixels"])[None])
             ctx = m.encode(torch.from_numpy(obs["pixels"])[None, None])
         prop = torch.from_numpy(obs["proprio"])[None, None]
-        print(f"seed {seed}: start {obs['proprio'][:2].round(2)}, goal {goal_xy.round(2)}; {args.k} sampled futures, {args.runs} simulator runs")
-        print(f"{'route':12s} {'model: in a pit':>16s} {'E mean':>7s} {'E cvar.25':>9s} | {'true: trapped':>13s} {'final dist':>10s}")
+        print(
+            f"seed {seed}: start {obs['proprio'][:2].round(2)}, goal {goal_xy.round(2)} (read from the goal image: {gp[0, :2].numpy().round(3)}); "
+            f"{args.k} sampled futures, {args.runs} simulator runs"
+        )
+        print(f"{'route':12s} {'model: in a pit':>16s} {'model dist':>10s} {'E mean':>7s} {'E cvar.25':>9s} | {'true: trapped':>13s} {'final dist':>10s}")
         for name, r in routes(float(np.sign(goal_xy[0] - obs["proprio"][0]))).items():
             a = m.hold(torch.tensor(r, dtype=torch.float32))[None]
             s, p = m.sample_futures(ctx, a, args.k, prop, generator=torch.Generator().manual_seed(0))
             e = m.goal_energy(s[0], p[0], goal.expand(args.k, -1, -1), gp, proprio_weight=1.0, all_steps=False)
-            in_pit = HazardEnv.in_pit(p[0, :, -1, :2].numpy()).mean()
+            end = p[0, :, -1, :2].numpy()
+            pit = HazardEnv.in_pit(end)
+            in_pit = pit.mean()
+            free = end[~pit] if (~pit).any() else end
+            mdist = float(np.linalg.norm(free.mean(0) - goal_xy[:2]))
             trapped, dist = [], []
             for i in range(args.runs):
                 env.reset(seed=seed)
@@ -72,7 +82,7 @@ def main() -> None:
                 trapped.append(inf["trapped"])
                 dist.append(inf["distance"])
             cvar = aggregate(e[None], "cvar", 0.0, 0.25).item()
-            print(f"{name:12s} {in_pit:16.2f} {e.mean():7.3f} {cvar:9.3f} | {np.mean(trapped):13.2f} {np.mean(dist):10.3f}")
+            print(f"{name:12s} {in_pit:16.2f} {mdist:10.3f} {e.mean():7.3f} {cvar:9.3f} | {np.mean(trapped):13.2f} {np.mean(dist):10.3f}")
 
 
 if __name__ == "__main__":

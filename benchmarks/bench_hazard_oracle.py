@@ -1,0 +1,129 @@
+"""Hazard: what the planning protocol reaches with a perfect model (the simulator itself).
+
+    python benchmarks/bench_hazard_oracle.py [--episodes 50] [--horizon 5] [--futures 4]
+        [--aggregate mean,cvar] [--all-steps 1.0] [--samples 64 --elites 8 --iterations 4]
+
+The planner, MPC loop, held actions and risk aggregation are those of ``worldjepa plan
+env=hazard hold_actions=true`` (planners.CEM, planners.MPC, planners.risk.aggregate), but a
+candidate's futures are simulated by the task's own dynamics, gusts and pits included:
+future j of a replan draws its gusts from one seeded generator shared by every
+candidate (common random numbers). The energy is the distance of the agent from the goal
+position, at the plan's final step, or averaged over its steps (``--all-steps``, the
+weight of the average, as ``energy_all_steps``). A world model can at best match this,
+so it separates what the protocol can do (horizon, energy, search budget) from what the
+model gets wrong. Several settings run in one go, on the same episodes. ``calm`` plans on
+one future without gusts: what a deterministic model that averages the two pushes
+(about no push) would predict, the risk-neutral planner of the anchors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+import envs
+from planners import CEM, MPC
+from planners.risk import aggregate
+
+FRAMESKIP = 5  # env steps per model step on Hazard (the world model's frameskip)
+
+
+def snapshot(env) -> dict:
+    u = env.unwrapped
+    return {
+        "qpos": u.data.qpos.copy(),
+        "qvel": u.data.qvel.copy(),
+        "gust": u._gust,
+        "in_gust": u._in_gust,
+        "trapped_at": None if u._trapped_at is None else u._trapped_at.copy(),
+    }
+
+
+def restore(sim, snap: dict, rng: np.random.Generator) -> None:
+    sim.data.qpos[:], sim.data.qvel[:] = snap["qpos"], snap["qvel"]
+    sim._gust, sim._in_gust = snap["gust"], snap["in_gust"]
+    sim._trapped_at = None if snap["trapped_at"] is None else snap["trapped_at"].copy()
+    sim.np_random = rng
+
+
+def make_cost(sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alpha: float, all_steps: float, noise_seed: int, push: float):
+    sim.gust_push = push
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:  # (B, N, H, 2) -> (B, N)
+        a = actions.detach().cpu().numpy().clip(-1, 1)
+        B, N, H, _ = a.shape
+        e = np.zeros((B, N, futures))
+        for b in range(B):
+            for n in range(N):
+                for j in range(futures):
+                    restore(sim, snap, np.random.default_rng(noise_seed * 100 + j))
+                    d = np.empty(H)
+                    for h in range(H):
+                        for _ in range(FRAMESKIP):
+                            sim._advance(a[b, n, h])
+                        d[h] = np.linalg.norm(sim.data.qpos[:2] - goal_xy)
+                    e[b, n, j] = (1 - all_steps) * d[-1] + all_steps * d.mean()
+        return aggregate(torch.from_numpy(e), kind, 0.0, alpha)
+
+    return cost
+
+
+def episode(env, sim, seed: int, args, kind: str, all_steps: float) -> tuple[bool, bool, float]:
+    obs, info = env.reset(seed=seed)
+    goal_xy = np.asarray(info["goal_state"])[:2]
+    state = {"info": info}
+    replans = [0]
+
+    def make(_):
+        replans[0] += 1
+        futures = 1 if kind in ("one", "calm") else args.futures
+        agg = "mean" if kind in ("one", "calm") else kind
+        push = 0.0 if kind == "calm" else type(sim).gust_push
+        return make_cost(sim, snapshot(env), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push)
+
+    def act(a: torch.Tensor) -> bool:
+        for _ in range(FRAMESKIP):
+            _, _, _, _, state["info"] = env.step(np.clip(a.numpy(), -1, 1).astype(np.float32))
+        return False
+
+    planner = CEM(horizon=args.horizon, action_dim=2, samples=args.samples, elites=args.elites, iterations=args.iterations, seed=seed)
+    MPC(planner, execute=1, budget=args.budget // FRAMESKIP, shrink=True).run(lambda: None, make, act)
+    inf = state["info"]
+    return bool(inf["is_success"]), bool(inf["trapped"]), float(inf["distance"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--episodes", type=int, default=50)
+    ap.add_argument("--horizon", type=int, default=5)
+    ap.add_argument("--futures", type=int, default=4)
+    ap.add_argument("--aggregate", default="mean,cvar", help="comma list of calm (one future without gusts) | one (one sampled future) | mean | cvar")
+    ap.add_argument("--alpha", type=float, default=0.25)
+    ap.add_argument("--all-steps", default="1.0", help="comma list of weights of the average over the plan's steps")
+    ap.add_argument("--samples", type=int, default=64)
+    ap.add_argument("--elites", type=int, default=8)
+    ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--budget", type=int, default=100, help="env steps per episode (Hazard's plan_budget)")
+    args = ap.parse_args()
+    env = envs.make("hazard", max_episode_steps=10_000)
+    sim = envs.make("hazard").unwrapped
+    sim.reset(seed=0)
+    print(
+        f"Hazard, simulator as the model: CEM {args.samples} x {args.iterations} (elites {args.elites}), horizon {args.horizon} held actions, "
+        f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...)"
+    )
+    print(f"{'aggregate':>9s} {'all_steps':>9s} {'success':>12s} {'trapped':>8s} {'final dist':>10s} {'s/episode':>9s}")
+    for w in (float(x) for x in args.all_steps.split(",")):
+        for kind in args.aggregate.split(","):
+            t0 = time.perf_counter()
+            res = [episode(env, sim, 1000 + i, args, kind, w) for i in range(args.episodes)]
+            s, tr, d = (np.array(x) for x in zip(*res))
+            dt = (time.perf_counter() - t0) / args.episodes
+            print(f"{kind:>9s} {w:9.2f} {f'{s.sum()}/{len(s)} = {100 * s.mean():.0f}%':>12s} {100 * tr.mean():7.0f}% {d.mean():10.3f} {dt:9.1f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
