@@ -228,5 +228,11 @@ def test_collect_policy_hold_is_recorded(tmp_path):
     a = store.load(0)["actions"]
     assert np.all(a[:5] == a[0]) and np.all(a[5:] == a[5])
     assert store.entries[0]["policy_hold"] == 5
+    from worldjepa.train.world import held_block_mismatch
+
+    # training clips must not cut across the held blocks
+    assert held_block_mismatch(store, [0], clip_stride=5, frameskip=5) is None
+    assert "clip_stride=1" in held_block_mismatch(store, [0], clip_stride=1, frameskip=5)
+    assert "frameskip=2" in held_block_mismatch(store, [0], clip_stride=5, frameskip=2)
     with pytest.raises(ValueError, match="policy_hold must be >= 1"):
         collect("hazard", episodes=1, out=out, episode_len=10, policy_hold=0, progress=False)

@@ -103,6 +103,24 @@ def marginal_proprio_l1(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, 
     return (q * err).sum(-1).mean()
 
 
+def held_block_mismatch(store, episodes: list[int], clip_stride: int, frameskip: int) -> str | None:
+    """A warning if the episodes' actions were held (``policy_hold`` > 1) in blocks that
+    training clips with this stride and frameskip would cut across, else None.
+
+    A model step that spans two held blocks holds the later block's action, which the
+    policy chose after seeing the earlier block's outcome (on Hazard, the gust's direction).
+    """
+    holds = sorted({int(store.entries[e].get("policy_hold", 1)) for e in episodes})
+    bad = [h for h in holds if h > 1 and (clip_stride % h or frameskip % h)]
+    if not bad:
+        return None
+    return (
+        f"the data's actions are held for {bad} env steps, but objective.clip_stride={clip_stride} and objective.frameskip={frameskip} "
+        "are not both multiples of it: a model step's actions then mix two held blocks, and the later one was chosen after seeing "
+        "the earlier one's outcome; set objective.clip_stride to the hold"
+    )
+
+
 class WorldTask:
     """Teacher-forcing + rollout objective as a :class:`~worldjepa.train.loop.Task`."""
 
@@ -257,15 +275,9 @@ def train_world_model(
     meta_d = probe.meta
     train_eps, val_eps = split_episodes(len(probe.store), val_fraction, seed=0)
     ds = ClipDataset(data, clip_len=obj.clip_len, frameskip=obj.frameskip, episodes=train_eps, stride=obj.clip_stride)
-    holds = {int(probe.store.entries[e].get("policy_hold", 1)) for e in train_eps}
-    if any(h > 1 and (obj.clip_stride % h or obj.frameskip % h) for h in holds):
-        log.warning(
-            "the data's actions are held for %s env steps, but objective.clip_stride=%d and objective.frameskip=%d are not multiples of it: "
-            "a model step's actions then mix two held blocks, and the later one was chosen after seeing the earlier one's outcome",
-            sorted(holds),
-            obj.clip_stride,
-            obj.frameskip,
-        )
+    mismatch = held_block_mismatch(probe.store, train_eps, obj.clip_stride, obj.frameskip)
+    if mismatch:
+        log.warning(mismatch)
     if obj.recipe == "frozen" and encoder_ckpt is None:
         raise ValueError("the frozen recipe needs a pre-trained encoder: pass encoder=<pretrain run>/final (or use objective.recipe=joint)")
     if obj.idm_weight > 0 and not pred.idm_hidden:
