@@ -50,6 +50,7 @@ class PredictorConfig:
     z_inputs: str = "both"  # what the latent heads see of a step: "both" (pooled state tokens + proprio) or "proprio" only
     z_to_proprio: bool = False  # z also reaches the predicted proprio through a linear path beside the transformer
     z_proprio_hidden: int = 0  # with z_to_proprio: 0 = that path is linear in z; > 0 = an MLP of this width over (z, the step's proprio, its action)
+    proprio_residual: bool = False  # the proprio head predicts the change from the step's proprio (next = proprio + head), not the next proprio itself
 
     def __post_init__(self) -> None:
         if self.proprio_decoder_input not in ("patches", "states"):
@@ -216,13 +217,19 @@ class ACPredictor(nn.Module):
         """Outputs -> (next states (B, S, K, E), next proprio (B, S, P) or None).
 
         The state head predicts the change of each state token (residual), so an untrained
-        predictor starts at "copy the last state" rather than at zero.
+        predictor starts at "copy the last state" rather than at zero; with
+        ``proprio_residual`` the proprio head does too.
         """
         B, S = states.shape[:2]
         x = self.norm(x).view(B, S, self.cfg.block_size, -1)
         st = x[:, :, -self.cfg.tokens_per_state :]  # (B, S, K, d)
         nxt = states + self.state_out(st)
         prop = self.proprio_out(st.mean(2)) if self.proprio_out is not None else None
+        if prop is not None and self.cfg.proprio_residual:
+            # a point mass moves 0.25 m per model step on Hazard; read through a linear head
+            # from layer-normed features, the absolute next position missed by 3 cm per step
+            # and 10 cm after five (docs/BENCHMARKS.md §5)
+            prop = proprio + prop
         if self.z_proprio is not None:
             prop = prop + self.z_proprio(z)
         if self.z_proprio_mlp is not None:
