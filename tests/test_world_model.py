@@ -190,6 +190,15 @@ def test_goal_cost_proprio_and_all_steps(decoded):
     for bad in (1.5, -0.1, "often"):
         with pytest.raises(ValueError, match="energy_all_steps must be a weight in"):
             goal_cost(model, ctx, goal, prop, all_steps=bad)
+    # energy_latent_weight scales the state-token term; 0 leaves the proprio term alone
+    proprio_only = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p, latent_weight=0.0)(acts)
+    assert torch.allclose(proprio_only, (0.5 * model.proprio_distance(pred_p[:, -1], goal_p)).view(2, 3), atol=1e-5)
+    half = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p, latent_weight=0.5)(acts)
+    assert torch.allclose(half, 0.5 * (last + proprio_only), atol=1e-5)
+    with pytest.raises(ValueError, match="energy_latent_weight must be >= 0"):
+        goal_cost(model, ctx, goal, prop, latent_weight=-1.0)
+    with pytest.raises(ValueError, match="needs energy_proprio_weight > 0"):
+        goal_cost(model, ctx, goal, prop, latent_weight=0.0)
 
 
 def test_proprio_decoding_needs_a_decoder(tiny_reach_dataset, tmp_path):

@@ -276,6 +276,7 @@ def plan_cost_kwargs(cfg) -> dict:
         "common_noise": bool(cfg.risk.common_noise),
         "hold": bool(cfg.hold_actions),
         "action_weight": float(cfg.energy_action_weight),
+        "latent_weight": float(cfg.energy_latent_weight),
     }
 
 
@@ -331,6 +332,7 @@ def cmd_plan(cfg) -> None:
         energy_proprio_weight=cost_kw["proprio_weight"],
         energy_all_steps=cost_kw["all_steps"],
         energy_action_weight=cost_kw["action_weight"],
+        energy_latent_weight=cost_kw["latent_weight"],
         hold_actions=hold,
         shrink_horizon=bool(cfg.shrink_horizon),
         risk=OmegaConf.to_container(cfg.risk),

@@ -179,6 +179,7 @@ class WorldModel(nn.Module):
         kind: str = "l1",
         proprio_weight: float = 0.0,
         all_steps: bool | float = False,
+        latent_weight: float = 1.0,
     ) -> torch.Tensor:
         """The planning energy: ``energy`` of predicted states (..., H, K, D) to the goal's
         (..., K, D), plus ``proprio_weight`` x ``proprio_distance`` of the predicted proprio
@@ -188,11 +189,16 @@ class WorldModel(nn.Module):
         step: 0 (False) scores where the plan ends, 1 (True) the average over the way, which
         rewards arriving early but also the greedy way into a dead end; in between, the end
         counts most and, of two plans that end alike, the one that gets there sooner wins.
+        ``latent_weight`` scales the state-token term (0: the proprio term alone, for a
+        model whose pooled latent tells little of the state, as on Hazard).
         """
         w = steps_weight(all_steps)
+        if not latent_weight >= 0:
+            raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
         e = self.energy(pred, goal, kind=kind, last_only=True)
         if w > 0:
             e = (1 - w) * e + w * self.energy(pred, goal, kind=kind, last_only=False)
+        e = latent_weight * e
         if proprio_weight > 0:
             per_step = self.proprio_distance(pred_proprio if w > 0 else pred_proprio[..., -1:, :], goal_proprio.unsqueeze(-2))
             e = e + proprio_weight * ((1 - w) * per_step[..., -1] + w * per_step.mean(-1))

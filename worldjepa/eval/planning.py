@@ -53,6 +53,7 @@ def goal_cost(
     common_noise: bool = True,
     noise_seed: int = 0,
     action_weight: float = 0.0,
+    latent_weight: float = 1.0,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -82,6 +83,8 @@ def goal_cost(
             cost, as in MPPI): where many plans reach about the same energy (an agent
             already on its goal), the planner keeps still instead of executing the random
             first action of whichever plan happened to score a hair lower.
+        latent_weight: weight of the state-token distance (``WorldModel.goal_energy``);
+            0 plans on the proprio term alone.
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -89,6 +92,10 @@ def goal_cost(
 
     check_risk(risk, beta, alpha)
     steps_weight(all_steps)  # fail on a bad weight now, not at the first plan
+    if not latent_weight >= 0:
+        raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
+    if latent_weight == 0 and proprio_weight <= 0:
+        raise ValueError("energy_latent_weight=0 needs energy_proprio_weight > 0: the energy would be zero for every plan")
     if not action_weight >= 0:
         raise ValueError(f"energy_action_weight must be >= 0, got {action_weight}")
     if futures <= 0:
@@ -119,7 +126,7 @@ def goal_cost(
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)
             g = goal.expand(B * N, -1, -1)
-        e = wm.goal_energy(pred, pred_p, g, goal_proprio, kind=energy, proprio_weight=proprio_weight, all_steps=all_steps)
+        e = wm.goal_energy(pred, pred_p, g, goal_proprio, kind=energy, proprio_weight=proprio_weight, all_steps=all_steps, latent_weight=latent_weight)
         if futures > 1:
             e = aggregate(e, risk, beta, alpha)
         e = e.view(B, N)
