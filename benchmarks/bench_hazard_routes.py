@@ -1,6 +1,6 @@
 """Hazard: what a latent model's sampled futures say about fixed routes, against the simulator.
 
-    python benchmarks/bench_hazard_routes.py --model runs/world_hazard/final [--seeds 1001,1002] [--k 64] [--runs 100]
+    python benchmarks/bench_hazard_routes.py --model runs/world_hazard/final [--seeds 1001,1002] [--k 64] [--runs 100] [--latent-weight 1]
 
 From the start of each planning-list episode (reset seeds), five routes of five held
 actions (25 env steps): straight across (through the gust strip), round above and
@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--seeds", default="1001")
     ap.add_argument("--k", type=int, default=64)
     ap.add_argument("--runs", type=int, default=100)
+    ap.add_argument("--proprio-scale", default="decoder", help="decoder | readout (energy_proprio_scale)")
+    ap.add_argument("--latent-weight", type=float, default=1.0, help="weight of the pooled-latent term of the energy (energy_latent_weight)")
     args = ap.parse_args()
     m = WorldModel.load(args.model)
     if m.spec.task != "hazard" or m.latent is None:
@@ -66,7 +68,16 @@ def main() -> None:
         for name, r in routes(float(np.sign(goal_xy[0] - obs["proprio"][0]))).items():
             a = m.hold(torch.tensor(r, dtype=torch.float32))[None]
             s, p = m.sample_futures(ctx, a, args.k, prop, generator=torch.Generator().manual_seed(0))
-            e = m.goal_energy(s[0], p[0], goal.expand(args.k, -1, -1), gp, proprio_weight=1.0, all_steps=False)
+            e = m.goal_energy(
+                s[0],
+                p[0],
+                goal.expand(args.k, -1, -1),
+                gp,
+                proprio_weight=1.0,
+                all_steps=False,
+                latent_weight=args.latent_weight,
+                proprio_scale=args.proprio_scale,
+            )
             end = p[0, :, -1, :2].numpy()
             pit = HazardEnv.in_pit(end)
             in_pit = pit.mean()

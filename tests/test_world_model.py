@@ -199,6 +199,16 @@ def test_goal_cost_proprio_and_all_steps(decoded):
         goal_cost(model, ctx, goal, prop, latent_weight=-1.0)
     with pytest.raises(ValueError, match="needs energy_proprio_weight > 0"):
         goal_cost(model, ctx, goal, prop, latent_weight=0.0)
+    # energy_proprio_scale=readout divides by the goal read-out's held-out error instead
+    saved, model.readout_info = model.readout_info, {"val_err": [0.5, 1.0, 2.0, 0.25, 1.0, 1.0]}
+    try:
+        by_readout = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p, latent_weight=0.0, proprio_scale="readout")(acts)
+    finally:
+        model.readout_info = saved
+    err = torch.tensor([0.5, 1.0, 2.0, 0.25, 1.0, 1.0])
+    assert torch.allclose(by_readout, (0.5 * ((pred_p[:, -1] - goal_p).abs() / err).mean(-1)).view(2, 3), atol=1e-5)
+    with pytest.raises(ValueError, match="energy_proprio_scale must be"):
+        goal_cost(model, ctx, goal, prop, proprio_scale="metres")
 
 
 def test_proprio_decoding_needs_a_decoder(tiny_reach_dataset, tmp_path):

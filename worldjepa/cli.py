@@ -277,6 +277,7 @@ def plan_cost_kwargs(cfg) -> dict:
         "hold": bool(cfg.hold_actions),
         "action_weight": float(cfg.energy_action_weight),
         "latent_weight": float(cfg.energy_latent_weight),
+        "proprio_scale": str(cfg.energy_proprio_scale),
     }
 
 
@@ -333,6 +334,7 @@ def cmd_plan(cfg) -> None:
         energy_all_steps=cost_kw["all_steps"],
         energy_action_weight=cost_kw["action_weight"],
         energy_latent_weight=cost_kw["latent_weight"],
+        energy_proprio_scale=cost_kw["proprio_scale"],
         hold_actions=hold,
         shrink_horizon=bool(cfg.shrink_horizon),
         risk=OmegaConf.to_container(cfg.risk),

@@ -160,9 +160,21 @@ class WorldModel(nn.Module):
             raise ValueError("this model has no state decoder (predictor.state_decoder_hidden = 0, or K = all patches)")
         return self.state_decoder(states.flatten(-2))
 
-    def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor) -> torch.Tensor:
-        """Mean over dimensions of |pred - goal| / (decoder error), (..., P) -> (...)."""
-        if self.proprio_decoder is not None:
+    def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor, scale: str = "decoder") -> torch.Tensor:
+        """Mean over dimensions of |pred - goal| / (error), (..., P) -> (...).
+
+        ``scale="decoder"``: each dimension's error is the proprio decoder's training error
+        (as the planning figures of Reach, TwoRoom and Push were measured). ``"readout"``:
+        the held-out error of the goal read-out actually in use (the fitted ridge map or
+        the decoder, whichever reads that dimension better), so that a dimension a still
+        goal image cannot show (a velocity, read to 0.3 where a position reads to 0.007 on
+        Hazard) weighs little. Falls back to the decoder's when no read-out was fitted.
+        """
+        if scale not in ("decoder", "readout"):
+            raise ValueError(f"energy_proprio_scale must be 'decoder' or 'readout', got {scale!r}")
+        if scale == "readout" and self.readout_info is not None and "val_err" in self.readout_info:
+            err = torch.tensor(self.readout_info["val_err"], dtype=pred.dtype, device=pred.device)
+        elif self.proprio_decoder is not None:
             err = self.proprio_decoder_err
         elif self.readout_info is not None and "val_err" in self.readout_info:
             err = torch.tensor(self.readout_info["val_err"], dtype=pred.dtype, device=pred.device)
@@ -180,6 +192,7 @@ class WorldModel(nn.Module):
         proprio_weight: float = 0.0,
         all_steps: bool | float = False,
         latent_weight: float = 1.0,
+        proprio_scale: str = "decoder",
     ) -> torch.Tensor:
         """The planning energy: ``energy`` of predicted states (..., H, K, D) to the goal's
         (..., K, D), plus ``proprio_weight`` x ``proprio_distance`` of the predicted proprio
@@ -191,6 +204,7 @@ class WorldModel(nn.Module):
         counts most and, of two plans that end alike, the one that gets there sooner wins.
         ``latent_weight`` scales the state-token term (0: the proprio term alone, for a
         model whose pooled latent tells little of the state, as on Hazard).
+        ``proprio_scale``: how the proprio dimensions are weighed (``proprio_distance``).
         """
         w = steps_weight(all_steps)
         if not latent_weight >= 0:
@@ -200,7 +214,7 @@ class WorldModel(nn.Module):
             e = (1 - w) * e + w * self.energy(pred, goal, kind=kind, last_only=False)
         e = latent_weight * e
         if proprio_weight > 0:
-            per_step = self.proprio_distance(pred_proprio if w > 0 else pred_proprio[..., -1:, :], goal_proprio.unsqueeze(-2))
+            per_step = self.proprio_distance(pred_proprio if w > 0 else pred_proprio[..., -1:, :], goal_proprio.unsqueeze(-2), proprio_scale)
             e = e + proprio_weight * ((1 - w) * per_step[..., -1] + w * per_step.mean(-1))
         return e
 

@@ -54,6 +54,7 @@ def goal_cost(
     noise_seed: int = 0,
     action_weight: float = 0.0,
     latent_weight: float = 1.0,
+    proprio_scale: str = "decoder",
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -85,6 +86,8 @@ def goal_cost(
             first action of whichever plan happened to score a hair lower.
         latent_weight: weight of the state-token distance (``WorldModel.goal_energy``);
             0 plans on the proprio term alone.
+        proprio_scale: "decoder" | "readout", what each proprio dimension's distance is
+            divided by (``WorldModel.proprio_distance``).
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -92,6 +95,8 @@ def goal_cost(
 
     check_risk(risk, beta, alpha)
     steps_weight(all_steps)  # fail on a bad weight now, not at the first plan
+    if proprio_scale not in ("decoder", "readout"):
+        raise ValueError(f"energy_proprio_scale must be 'decoder' or 'readout', got {proprio_scale!r}")
     if not latent_weight >= 0:
         raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
     if latent_weight == 0 and proprio_weight <= 0:
@@ -126,7 +131,17 @@ def goal_cost(
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)
             g = goal.expand(B * N, -1, -1)
-        e = wm.goal_energy(pred, pred_p, g, goal_proprio, kind=energy, proprio_weight=proprio_weight, all_steps=all_steps, latent_weight=latent_weight)
+        e = wm.goal_energy(
+            pred,
+            pred_p,
+            g,
+            goal_proprio,
+            kind=energy,
+            proprio_weight=proprio_weight,
+            all_steps=all_steps,
+            latent_weight=latent_weight,
+            proprio_scale=proprio_scale,
+        )
         if futures > 1:
             e = aggregate(e, risk, beta, alpha)
         e = e.view(B, N)
