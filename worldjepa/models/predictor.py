@@ -227,8 +227,8 @@ class ACPredictor(nn.Module):
         prop = self.proprio_out(st.mean(2)) if self.proprio_out is not None else None
         if prop is not None and self.cfg.proprio_residual:
             # a point mass moves 0.25 m per model step on Hazard; read through a linear head
-            # from layer-normed features, the absolute next position missed by 3 cm per step
-            # and 10 cm after five (docs/BENCHMARKS.md §5)
+            # from layer-normed features, the absolute next position missed by 2-3 cm per step
+            # and 8-10 cm after five (docs/BENCHMARKS.md §5)
             prop = proprio + prop
         if self.z_proprio is not None:
             prop = prop + self.z_proprio(z)
