@@ -47,6 +47,14 @@ def steps_weight(all_steps: bool | float) -> float:
     return float(all_steps)
 
 
+def check_energy_terms(latent_weight: float = 1.0, proprio_scale: str = "decoder") -> None:
+    """Refuse a bad ``energy_latent_weight`` (< 0) or ``energy_proprio_scale`` (not decoder | readout)."""
+    if not latent_weight >= 0:
+        raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
+    if proprio_scale not in ("decoder", "readout"):
+        raise ValueError(f"energy_proprio_scale must be 'decoder' or 'readout', got {proprio_scale!r}")
+
+
 def shipped_model(task: str) -> str | None:
     """Directory of the pre-trained model shipped in the package for ``task``, or None."""
     path = os.path.join(SHIPPED_DIR, task)
@@ -170,14 +178,12 @@ class WorldModel(nn.Module):
         goal image cannot show (a velocity, read to 0.3 where a position reads to 0.007 on
         Hazard) weighs little. Falls back to the decoder's when no read-out was fitted.
         """
-        if scale not in ("decoder", "readout"):
-            raise ValueError(f"energy_proprio_scale must be 'decoder' or 'readout', got {scale!r}")
-        if scale == "readout" and self.readout_info is not None and "val_err" in self.readout_info:
+        check_energy_terms(proprio_scale=scale)
+        fitted = self.readout_info is not None and "val_err" in self.readout_info
+        if fitted and (scale == "readout" or self.proprio_decoder is None):
             err = torch.tensor(self.readout_info["val_err"], dtype=pred.dtype, device=pred.device)
         elif self.proprio_decoder is not None:
             err = self.proprio_decoder_err
-        elif self.readout_info is not None and "val_err" in self.readout_info:
-            err = torch.tensor(self.readout_info["val_err"], dtype=pred.dtype, device=pred.device)
         else:
             err = torch.ones(pred.shape[-1], dtype=pred.dtype, device=pred.device)
         return ((pred - goal).abs() / err.clamp_min(1e-3)).mean(-1)
@@ -207,8 +213,7 @@ class WorldModel(nn.Module):
         ``proprio_scale``: how the proprio dimensions are weighed (``proprio_distance``).
         """
         w = steps_weight(all_steps)
-        if not latent_weight >= 0:
-            raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
+        check_energy_terms(latent_weight, proprio_scale)
         e = self.energy(pred, goal, kind=kind, last_only=True)
         if w > 0:
             e = (1 - w) * e + w * self.energy(pred, goal, kind=kind, last_only=False)

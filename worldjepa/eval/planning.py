@@ -18,7 +18,7 @@ import torch
 
 from planners import MPC
 from planners.risk import aggregate, check_risk
-from worldjepa.world_model import WorldModel, steps_weight
+from worldjepa.world_model import WorldModel, check_energy_terms, steps_weight
 
 log = logging.getLogger(__name__)
 
@@ -95,10 +95,7 @@ def goal_cost(
 
     check_risk(risk, beta, alpha)
     steps_weight(all_steps)  # fail on a bad weight now, not at the first plan
-    if proprio_scale not in ("decoder", "readout"):
-        raise ValueError(f"energy_proprio_scale must be 'decoder' or 'readout', got {proprio_scale!r}")
-    if not latent_weight >= 0:
-        raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
+    check_energy_terms(latent_weight, proprio_scale)
     if latent_weight == 0 and proprio_weight <= 0:
         raise ValueError("energy_latent_weight=0 needs energy_proprio_weight > 0: the energy would be zero for every plan")
     if not action_weight >= 0:
