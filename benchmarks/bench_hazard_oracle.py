@@ -31,24 +31,6 @@ from planners.risk import aggregate
 FRAMESKIP = 5  # env steps per model step on Hazard (the world model's frameskip)
 
 
-def snapshot(env) -> dict:
-    u = env.unwrapped
-    return {
-        "qpos": u.data.qpos.copy(),
-        "qvel": u.data.qvel.copy(),
-        "gust": u._gust,
-        "in_gust": u._in_gust,
-        "trapped_at": None if u._trapped_at is None else u._trapped_at.copy(),
-    }
-
-
-def restore(sim, snap: dict, rng: np.random.Generator) -> None:
-    sim.data.qpos[:], sim.data.qvel[:] = snap["qpos"], snap["qvel"]
-    sim._gust, sim._in_gust = snap["gust"], snap["in_gust"]
-    sim._trapped_at = None if snap["trapped_at"] is None else snap["trapped_at"].copy()
-    sim.np_random = rng
-
-
 def make_cost(sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alpha: float, all_steps: float, noise_seed: int, push: float):
     sim.gust_push = push
 
@@ -59,12 +41,12 @@ def make_cost(sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alp
         for b in range(B):
             for n in range(N):
                 for j in range(futures):
-                    restore(sim, snap, np.random.default_rng(noise_seed * 100 + j))
+                    sim.restore(snap, np.random.default_rng(noise_seed * 100 + j))
                     d = np.empty(H)
                     for h in range(H):
                         for _ in range(FRAMESKIP):
-                            sim._advance(a[b, n, h])
-                        d[h] = np.linalg.norm(sim.data.qpos[:2] - goal_xy)
+                            xy = sim.simulate(a[b, n, h])
+                        d[h] = np.linalg.norm(xy - goal_xy)
                     e[b, n, j] = (1 - all_steps) * d[-1] + all_steps * d.mean()
         return aggregate(torch.from_numpy(e), kind, 0.0, alpha)
 
@@ -82,7 +64,7 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float) -> tuple[boo
         futures = 1 if kind in ("one", "calm") else args.futures
         agg = "mean" if kind in ("one", "calm") else kind
         push = 0.0 if kind == "calm" else type(sim).gust_push
-        return make_cost(sim, snapshot(env), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push)
+        return make_cost(sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push)
 
     def act(a: torch.Tensor) -> bool:
         for _ in range(FRAMESKIP):

@@ -269,6 +269,35 @@ class HazardEnv(PointMassEnv):
             self.data.qpos[:2], self.data.qvel[:] = self._trapped_at, 0.0
         mujoco.mj_forward(self.model, self.data)
 
+    def snapshot(self) -> dict:
+        """What decides the rest of an episode: position, velocity, the last gust and whether
+        the agent is in the strip or held by a pit (copies; undo with ``restore``)."""
+        return {
+            "qpos": self.data.qpos.copy(),
+            "qvel": self.data.qvel.copy(),
+            "gust": self._gust,
+            "in_gust": self._in_gust,
+            "trapped_at": None if self._trapped_at is None else self._trapped_at.copy(),
+        }
+
+    def restore(self, snap: dict, rng: np.random.Generator | None = None) -> None:
+        """Go back to a ``snapshot``; ``rng``, if given, draws the gusts from then on."""
+        missing = {"qpos", "qvel", "gust", "in_gust", "trapped_at"} - set(snap)
+        if missing:
+            raise ValueError(f"not a HazardEnv snapshot: missing {sorted(missing)}")
+        self.data.qpos[:], self.data.qvel[:] = snap["qpos"], snap["qvel"]
+        self._gust, self._in_gust = snap["gust"], snap["in_gust"]
+        self._trapped_at = None if snap["trapped_at"] is None else np.array(snap["trapped_at"], dtype=np.float64)
+        if rng is not None:
+            self.np_random = rng
+        mujoco.mj_forward(self.model, self.data)
+
+    def simulate(self, action) -> np.ndarray:
+        """One env step of the dynamics, gusts and pits included, without rendering (for
+        using the task as its own model); returns the agent's (x, y)."""
+        self._advance(self._check_action(action))
+        return self.data.qpos[:2].copy()
+
     def _info(self, with_goal: bool = False) -> dict:
         info = super()._info(with_goal)
         info["gust"] = self._gust

@@ -222,6 +222,27 @@ def test_hazard_has_two_modes_and_a_trap():
     assert outcomes == {1, -1} and 0 < traps < 12
 
 
+def test_hazard_snapshot_restore_replays_the_future():
+    """restore(snapshot) with the same generator gives the same gusts and positions; a
+    different generator can give the other push; a dict that is no snapshot is refused."""
+    env = envs.make("hazard").unwrapped
+    env.reset(seed=0, options={"goal_state": np.array([0.35, 0.0])})
+    env.restore({**env.snapshot(), "qpos": np.array([-0.16, 0.05]), "qvel": np.zeros(2)})
+    snap = env.snapshot()
+
+    def run(seed):
+        env.restore(snap, np.random.default_rng(seed))
+        path = [env.simulate(np.array([1.0, 0.0])) for _ in range(4)]
+        return np.stack(path), env.snapshot()["gust"]
+
+    first, gust = run(7)
+    again, gust_again = run(7)
+    assert np.array_equal(first, again) and gust == gust_again != 0
+    assert {run(s)[1] for s in range(12)} == {1, -1}
+    with pytest.raises(ValueError, match="not a HazardEnv snapshot"):
+        env.restore({"qpos": snap["qpos"]})
+
+
 def test_hazard_exploration_goes_round_the_pits():
     """The directed policy also drives the safe routes: in the middle column above or
     below the pits (|x| < 0.12, |y| > 0.34), where a planner going round must know the
