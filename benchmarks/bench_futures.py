@@ -8,7 +8,10 @@ recorded next position and the same position pushed the other way (2 x 0.18 m aw
 Figures, read through the predicted proprio position (x, y):
 
 * best-of-k error / deterministic error on gust cases (k = 16 prior samples);
-* mode coverage: the share of gust cases where some sample lands within 0.06 m of each mode;
+* mode coverage: the share of gust cases where some sample lands within 0.06 m of each mode
+  (the modes taken as the recorded outcome and its mirror, 2 x 0.18 m away in y; and, more
+  exactly, the two outcomes replayed in the simulator from the recorded state with the
+  gust forced up and down, a pit catching one of them included);
 * spread: the mean std (m) of the k sampled positions on gust cases and on cases far from
   the strip (|x| > 0.25 at both ends), where the future is deterministic;
 * pit or not: the share of gust cases whose k samples include both an outcome inside a
@@ -36,6 +39,28 @@ def push_steps(proprio: np.ndarray) -> np.ndarray:
     return np.abs(np.diff(proprio[:, 1])) > 0.12
 
 
+def forced_coin(up: bool) -> np.random.Generator:
+    """A generator whose first draw sends the Hazard gust up (``up``) or down (its coin: up when < 1/2)."""
+    seed = 0
+    while (np.random.default_rng(seed).random() < 0.5) != up:
+        seed += 1
+    return np.random.default_rng(seed)
+
+
+def simulated_modes(env: HazardEnv, p0: np.ndarray, actions: np.ndarray) -> np.ndarray:
+    """Both outcomes of a transition, replayed in the simulator from proprio ``p0`` (x, y,
+    vx, vy) under env actions (n, 2) with the gust forced up, then down: (2, 2) positions.
+    A pit that catches one outcome holds it where it fell in, as in the task."""
+    out = np.empty((2, 2))
+    for i, up in enumerate((True, False)):
+        start = {"qpos": p0[:2].astype(np.float64), "qvel": p0[2:4].astype(np.float64), "gust": 0, "in_gust": env.in_gust(p0[:2]), "trapped_at": None}
+        env.restore(start, forced_coin(up))
+        for a in actions:
+            xy = env.simulate(np.clip(a, -1, 1))
+        out[i] = xy
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -50,7 +75,7 @@ def main() -> None:
     fs = lat.spec.frameskip
     meta = json.load(open(f"{args.latent}/meta.json"))
     store = EpisodeStore(args.data)
-    frames, nexts, acts, props, gust = [], [], [], [], []
+    frames, nexts, acts, props, gust, env_acts = [], [], [], [], [], []
     for ep in meta["val_episodes"]:
         e = store.load(ep)
         jump = push_steps(e["proprio"])  # (L,) env-step pushes
@@ -60,6 +85,7 @@ def main() -> None:
             acts.append(e["actions"][t0 : t0 + fs].reshape(-1))
             props.append((e["proprio"][t0], e["proprio"][t0 + fs]))
             gust.append(bool(jump[t0 : t0 + fs].any()))
+            env_acts.append(e["actions"][t0 : t0 + fs])
     fr = torch.from_numpy(np.stack(frames))[:, None]
     a = torch.from_numpy(np.stack(acts)).float()[:, None]
     p0 = torch.from_numpy(np.stack([p[0] for p in props]))[:, None]
@@ -83,6 +109,14 @@ def main() -> None:
     other[:, 1] -= dy * 2 * args.push
     hit_true = (np.linalg.norm(smp_xy - true_xy[:, None], axis=-1) < 0.06).any(1)
     hit_other = (np.linalg.norm(smp_xy - other[:, None], axis=-1) < 0.06).any(1)
+    # the two outcomes from the simulator itself (exact, pits included), gust cases only
+    sim = HazardEnv()
+    sim.reset(seed=0)
+    gi = np.flatnonzero(gust)
+    modes = np.stack([simulated_modes(sim, props[i][0], env_acts[i]) for i in gi])  # (G, 2, 2)
+    replay_err = np.min(np.linalg.norm(modes - true_xy[gi, None], axis=-1), 1)  # the recorded outcome is one of them
+    d_modes = np.linalg.norm(smp_xy[gi, :, None] - modes[:, None], axis=-1)  # (G, k, 2)
+    hit_modes = (d_modes < 0.06).any(1)  # (G, 2)
     spread = smp_xy.std(1).mean(-1)
     far = (np.abs(p0[:, 0, 0].numpy()) > 0.25) & (np.abs(true_xy[:, 0]) > 0.25) & ~gust
     g = gust
@@ -93,11 +127,17 @@ def main() -> None:
     print(
         f"mode coverage (both modes hit within 0.06 m): {(hit_true & hit_other)[g].mean():.0%} (recorded mode {hit_true[g].mean():.0%}, other mode {hit_other[g].mean():.0%})"
     )
+    print(
+        f"mode coverage against the simulator's two outcomes (replayed from the recorded state; replay error {np.median(replay_err):.4f} m median): "
+        f"{hit_modes.all(1).mean():.0%} (up {hit_modes[:, 0].mean():.0%}, down {hit_modes[:, 1].mean():.0%}); "
+        f"outcomes apart {np.linalg.norm(modes[:, 0] - modes[:, 1], axis=-1).mean():.3f} m; nearest sample to each: {d_modes.min(1).mean():.4f} m"
+    )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
     pit_s = HazardEnv.in_pit(smp_xy)  # (N, k)
     both = pit_s.any(1) & ~pit_s.all(1)
     print(
-        f"pit or not, gust cases: truth in a pit {HazardEnv.in_pit(true_xy)[g].mean():.0%}; samples in a pit {pit_s[g].mean():.0%}; "
+        f"pit or not, gust cases: truth in a pit {HazardEnv.in_pit(true_xy)[g].mean():.0%} (recorded), "
+        f"{HazardEnv.in_pit(modes).mean():.0%} (both simulated outcomes, 50/50); samples in a pit {pit_s[g].mean():.0%}; "
         f"cases whose samples hold both outcomes {both[g].mean():.0%} (deterministic model: one outcome each)"
     )
     err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)
