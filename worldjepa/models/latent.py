@@ -13,7 +13,13 @@ Two kinds (``kind``):
   unimodal, so two distinct outcomes must be told apart by where a sample falls.
 * ``categorical``: ``z_dim / classes`` groups of ``classes`` one-hot codes, sampled with
   the straight-through estimator (DreamerV2). A prior over codes can put half its mass on
-  each of two outcomes, which is what a coin-flip future needs.
+  each of two outcomes, which is what a coin-flip future needs. The groups are independent
+  under the prior, so a coin flip must live in one group: on Hazard, with 2 groups of 4
+  codes, the posterior spelled "up" and "down" across both groups, and the prior, a
+  product of the two groups' marginals, could not put its mass on those combinations
+  (47 % on the pushing codes where a gust was certain, against 97 % with one group of 8;
+  docs/BENCHMARKS.md §5). ``z_dim == classes`` (one group) is the safe choice for a few
+  discrete outcomes.
 
 Inputs are the pooled state tokens (mean over K, plus proprio) of step t (and t+1 and the
 change for the posterior). They are standardised by running statistics first: the pooled
