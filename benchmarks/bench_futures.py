@@ -16,6 +16,8 @@ Figures, read through the predicted proprio position (x, y):
   the strip (|x| > 0.25 at both ends), where the future is deterministic;
 * pit or not: the share of gust cases whose k samples include both an outcome inside a
   pit and one outside (the outcome that matters for risk);
+* futures from 2 and 3 model steps before the gust's step (what a planner sees coming):
+  the share that ends in a pit against the true probability, and their coverage;
 * the error with z from the posterior (which sees the real next frame): what z can carry at
   best. If it is no better than the deterministic error, the predictor ignores z
   (posterior collapse); if it is much better but best-of-k is not, the prior is at fault.
@@ -143,8 +145,45 @@ def main() -> None:
     err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)
     print(f"posterior z (sees the next frame), gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
+    for ahead in (2, 3):
+        gust_ahead(lat, store, meta["val_episodes"], args.k, ahead, sim)
     if args.png:
         futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)
+
+
+def gust_ahead(lat, store, episodes, k: int, ahead: int, sim: HazardEnv) -> None:
+    """What a planner needs: futures rolled out from ``ahead`` model steps before the step
+    that holds the gust, under the recorded actions; the share that ends in a pit against
+    the true probability (both outcomes replayed in the simulator, 50/50)."""
+    fs = lat.spec.frameskip
+    frames, acts, starts, ends = [], [], [], []
+    for ep in episodes:
+        e = store.load(ep)
+        jump = np.flatnonzero(push_steps(e["proprio"]))
+        if not len(jump):
+            continue
+        t0 = (jump[0] // fs - ahead + 1) * fs
+        t1 = t0 + ahead * fs
+        if t0 < 0 or t1 > len(e["actions"]):
+            continue
+        frames.append(e["frames"][t0])
+        acts.append(e["actions"][t0:t1].reshape(ahead, -1))
+        starts.append(e["proprio"][t0])
+        ends.append(simulated_modes(sim, e["proprio"][t0], e["actions"][t0:t1]))
+    if not frames:
+        print(f"gust {ahead} model steps ahead: no held-out case")
+        return
+    with torch.no_grad():
+        fr = torch.from_numpy(np.stack(frames))[:, None]
+        p0 = torch.from_numpy(np.stack(starts))[:, None]
+        _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
+    xy, ends = sp[:, :, -1, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 2, 2)
+    d = np.linalg.norm(xy[:, :, None] - ends[:, None], axis=-1).min(1)  # (N, 2) nearest sample to each outcome
+    print(
+        f"gust {ahead} model steps ahead ({len(frames)} cases): futures in a pit {HazardEnv.in_pit(xy).mean():.0%} "
+        f"(true probability {HazardEnv.in_pit(ends).mean():.0%}); coverage of both outcomes {(d < 0.06).all(1).mean():.0%}, "
+        f"nearest sample to each {d.mean():.3f} m"
+    )
 
 
 def futures_figure(lat, det, store, episodes, k: int, path: str, steps: int = 3, cases: int = 4) -> None:
