@@ -220,7 +220,8 @@ class HazardEnv(PointMassEnv):
     goal lie on opposite sides; the straight route crosses the strip (short, risky), the
     route above or below the pits (|y| > 0.36) is longer and safe.
 
-    ``info["gust"]`` is the last push (+1 up, -1 down, 0 none yet this episode) and
+    ``info["gust"]`` is the last push (+1 up, -1 down, 0 none yet this episode),
+    ``info["pushed"]`` whether one happened during this step, and
     ``info["trapped"]`` whether a pit holds the agent: for tests and metrics only; the
     planner never sees them. proprio: (x, y, vx, vy). Success: within 0.05 m of the goal.
     """
@@ -234,12 +235,14 @@ class HazardEnv(PointMassEnv):
     def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None) -> None:
         super().__init__("hazard.xml", frame_skip=10, image_size=image_size, action_repeat=action_repeat, render_mode=render_mode)
         self._gust, self._in_gust, self._trapped_at = 0, False, None
+        self._pushed = False
 
     def _side_point(self, side: float) -> np.ndarray:
         return np.array([side * self.np_random.uniform(0.28, 0.42), self.np_random.uniform(-0.1, 0.1)])
 
     def reset_model(self) -> None:
         self._gust, self._in_gust, self._trapped_at = 0, False, None
+        self._pushed = False
         self.data.qpos[:] = self._side_point(-1.0 if self.np_random.random() < 0.5 else 1.0)
         self.data.qvel[:] = 0.0
 
@@ -256,12 +259,14 @@ class HazardEnv(PointMassEnv):
         return (x < cls.pit_x) & (y > cls.pit_y[0]) & (y < cls.pit_y[1])
 
     def _advance(self, action: np.ndarray) -> None:
+        self._pushed = False
         if self._trapped_at is None:
             super()._advance(action)
             inside = self.in_gust(self.data.qpos[:2])
             if inside and not self._in_gust:  # entering the strip: a push up or down, 50/50
                 self._gust = 1 if self.np_random.random() < 0.5 else -1
                 self.data.qpos[1] += self._gust * self.gust_push
+                self._pushed = True
             self._in_gust = inside
             if self.in_pit(self.data.qpos[:2]):
                 self._trapped_at = self.data.qpos[:2].copy()
@@ -301,6 +306,7 @@ class HazardEnv(PointMassEnv):
     def _info(self, with_goal: bool = False) -> dict:
         info = super()._info(with_goal)
         info["gust"] = self._gust
+        info["pushed"] = self._pushed  # a gust pushed the agent during this step
         info["trapped"] = self._trapped_at is not None
         return info
 

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -57,9 +58,39 @@ def test_summary_counts_trapped_episodes():
 
     from worldjepa.eval.planning import EpisodeResult, summarize
 
-    def ep(seed, ok, trapped):
-        return EpisodeResult(seed, ok, 0.1, [0.5], [], np.zeros((4, 4, 3), np.uint8), [[1.0]], trapped)
+    def ep(seed, ok, trapped, cause=None):
+        return EpisodeResult(seed, ok, 0.1, [0.5], [], np.zeros((4, 4, 3), np.uint8), [[1.0]], trapped, trap_cause=cause)
 
-    s = summarize([ep(0, True, False), ep(1, False, True), ep(2, False, True), ep(3, True, False)])
+    s = summarize([ep(0, True, False), ep(1, False, True, "gust"), ep(2, False, True, "drove in"), ep(3, True, False)])
     assert s["trapped_share"] == 0.5 and s["per_episode"][1]["trapped"] is True
+    assert s["trapped_by_gust_share"] == 0.25 and s["trapped_driving_in_share"] == 0.25
+    assert s["per_episode"][2]["trap_cause"] == "drove in" and "trap_cause" not in s["per_episode"][0]
     assert "trapped_share" not in summarize([ep(0, True, None)])
+
+
+def test_trap_cause_tells_a_gust_from_driving_in():
+    """On the real task: pushed into a pit by the gust -> "gust"; steered into a pit from
+    outside the strip, with no push -> "drove in"; free -> None."""
+    import envs
+    from worldjepa.eval.planning import TrapCause
+
+    env = envs.make("hazard").unwrapped
+    causes = set()
+    for seed in range(12):  # into the strip from the left, just above the middle: up pushes land in the upper pit
+        env.reset(seed=seed, options={"goal_state": np.array([0.35, 0.0])})
+        env.restore({**env.snapshot(), "qpos": np.array([-0.16, 0.05]), "qvel": np.zeros(2)})
+        tc = TrapCause(window=5)
+        for _ in range(6):
+            _, _, _, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+            tc.update(info)
+        assert (tc.cause == "gust") == info["trapped"] and (tc.cause is None) == (not info["trapped"])
+        causes.add(tc.cause)
+    assert causes == {"gust", None}
+    env.reset(seed=0, options={"goal_state": np.array([0.35, 0.0])})
+    env.restore({**env.snapshot(), "qpos": np.array([0.0, 0.4]), "qvel": np.zeros(2)})  # above the upper pit
+    tc = TrapCause(window=5)
+    for _ in range(8):
+        _, _, _, _, info = env.step(np.array([0.0, -1.0], dtype=np.float32))
+        tc.update(info)
+        assert not info["pushed"]
+    assert info["trapped"] and tc.cause == "drove in"

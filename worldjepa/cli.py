@@ -350,7 +350,17 @@ def cmd_plan(cfg) -> None:
             ("success rate", f"{summary['success_rate']:.0%} (95% CI {lo:.0%}-{hi:.0%})"),
             ("final distance", f"{summary['final_distance_mean']:.4f} (task units; {summary['start_distance_mean']:.4f} at the start)"),
             ("time per replan", f"{summary['replan_seconds_mean']:.3f} s"),
-            *([("trapped by the hazard", f"{summary['trapped_share']:.0%} of episodes")] if "trapped_share" in summary else []),
+            *(
+                [
+                    (
+                        "trapped by the hazard",
+                        f"{summary['trapped_share']:.0%} of episodes ({summary['trapped_by_gust_share']:.0%} thrown in by a gust, "
+                        f"{summary['trapped_driving_in_share']:.0%} driven in)",
+                    )
+                ]
+                if "trapped_share" in summary
+                else []
+            ),
             ("budget", f"{budget} env steps, planner {cfg.planner._target_.split('.')[-1]}"),
             ("results", os.path.join(out, "results.json")),
         ]

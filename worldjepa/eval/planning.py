@@ -157,7 +157,26 @@ class EpisodeResult:
     goal_pixels: np.ndarray
     energies: list[list[float]]  # per replan, best energy per planner iteration
     trapped: bool | None = None  # tasks with a hazard (info["trapped"]) at the end; None elsewhere
+    trap_cause: str | None = None  # when trapped: "gust" (a push within the model step before) or "drove in"
     start_distance: float = float("nan")  # the task's distance to the goal at the start: how much of it the plan closed
+
+
+class TrapCause:
+    """Why a hazard trapped the agent, from the env's step infos (``trapped``, ``pushed``):
+    ``"gust"`` when a push came within ``window`` env steps up to the trapping step (one model
+    step), ``"drove in"`` otherwise (the plan itself led into the pit); None while free."""
+
+    def __init__(self, window: int) -> None:
+        self.window, self.since_push, self.cause, self._trapped = window, None, None, False
+
+    def update(self, info: dict) -> None:
+        if self.since_push is not None:
+            self.since_push += 1
+        if info.get("pushed"):
+            self.since_push = 0
+        if info.get("trapped") and not self._trapped:
+            self.cause = "gust" if self.since_push is not None and self.since_push < self.window else "drove in"
+        self._trapped = bool(info.get("trapped"))
 
 
 def run_episode(
@@ -187,8 +206,9 @@ def run_episode(
     device = next(wm.parameters()).device
     with torch.no_grad():
         goal, goal_p = wm.encode_goal(torch.from_numpy(goal_px)[None].to(device))  # (1, K, D), (1, P) or None
-    state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
     fs = spec.frameskip
+    state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
+    traps = TrapCause(window=fs)
 
     def observe():
         return state["obs"]
@@ -211,6 +231,7 @@ def run_episode(
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
         for chunk in chunks:
             o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))
+            traps.update(inf)
             state["obs"], state["info"] = o, inf
             if keep_frames:
                 state["frames"].append(o["pixels"])
@@ -225,7 +246,16 @@ def run_episode(
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
     trapped = bool(final["trapped"]) if "trapped" in final else None
     return EpisodeResult(
-        seed, bool(final["is_success"]), float(final["distance"]), log_.replan_seconds, state["frames"], goal_px, energies, trapped, start_distance
+        seed,
+        bool(final["is_success"]),
+        float(final["distance"]),
+        log_.replan_seconds,
+        state["frames"],
+        goal_px,
+        energies,
+        trapped,
+        start_distance=start_distance,
+        trap_cause=traps.cause if trapped else None,
     )
 
 
@@ -235,7 +265,14 @@ def summarize(results: list[EpisodeResult]) -> dict:
     lo, hi = wilson_interval(k, n)
     times = [t for r in results for t in r.replan_seconds]
     hazard = [r.trapped for r in results if r.trapped is not None]
-    extra = {"trapped_share": sum(hazard) / len(hazard)} if hazard else {}
+    extra = {}
+    if hazard:
+        causes = [r.trap_cause for r in results if r.trapped]
+        extra = {
+            "trapped_share": sum(hazard) / len(hazard),
+            "trapped_by_gust_share": causes.count("gust") / len(hazard),
+            "trapped_driving_in_share": causes.count("drove in") / len(hazard),
+        }
     return {
         **extra,
         "episodes": n,
@@ -252,6 +289,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
                 "start_distance": r.start_distance,
                 "final_distance": r.final_distance,
                 **({"trapped": r.trapped} if r.trapped is not None else {}),
+                **({"trap_cause": r.trap_cause} if r.trap_cause is not None else {}),
             }
             for r in results
         ],
