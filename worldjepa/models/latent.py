@@ -17,7 +17,7 @@ Two kinds (``kind``):
   under the prior, so a coin flip must live in one group: on Hazard, with 2 groups of 4
   codes, the posterior spelled "up" and "down" across both groups, and the prior, a
   product of the two groups' marginals, could not put its mass on those combinations
-  (47 % on the pushing codes where a gust was certain, against 97 % with one group of 8;
+  (47 % on the pushing codes where a gust was certain, against 98 % with one group of 8;
   docs/BENCHMARKS.md §5). ``z_dim == classes`` (one group) is the safe choice for a few
   discrete outcomes.
 
