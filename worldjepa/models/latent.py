@@ -18,8 +18,8 @@ Two kinds (``kind``):
   codes, the posterior spelled "up" and "down" across both groups, and the prior, a
   product of the two groups' marginals, could not put its mass on those combinations
   (47 % on the pushing codes where a gust was certain, against 98 % with one group of 8;
-  docs/BENCHMARKS.md §5). ``z_dim == classes`` (one group) is the safe choice for a few
-  discrete outcomes.
+  docs/BENCHMARKS.md §5). With ``z_dim == classes`` (one group) the prior can hold any
+  distribution over the codes.
 
 Inputs are the pooled state tokens (mean over K, plus proprio) of step t (and t+1 and the
 change for the posterior). They are standardised by running statistics first: the pooled
