@@ -78,8 +78,8 @@ def main() -> None:
     meta = json.load(open(f"{args.latent}/meta.json"))
     store = EpisodeStore(args.data)
     frames, nexts, acts, props, gust, env_acts = [], [], [], [], [], []
-    for ep in meta["val_episodes"]:
-        e = store.load(ep)
+    val = [store.load(ep) for ep in meta["val_episodes"]]  # loaded once, read again by gust_ahead
+    for e in val:
         jump = push_steps(e["proprio"])  # (L,) env-step pushes
         for t0 in range(0, len(e["actions"]) - fs + 1, fs):
             frames.append(e["frames"][t0])
@@ -146,19 +146,18 @@ def main() -> None:
     print(f"posterior z (sees the next frame), gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
     for ahead in (2, 3):
-        gust_ahead(lat, store, meta["val_episodes"], args.k, ahead, sim)
+        gust_ahead(lat, val, args.k, ahead, sim)
     if args.png:
         futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)
 
 
-def gust_ahead(lat, store, episodes, k: int, ahead: int, sim: HazardEnv) -> None:
+def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) -> None:
     """What a planner needs: futures rolled out from ``ahead`` model steps before the step
     that holds the gust, under the recorded actions; the share that ends in a pit against
     the true probability (both outcomes replayed in the simulator, 50/50)."""
     fs = lat.spec.frameskip
     frames, acts, starts, ends = [], [], [], []
-    for ep in episodes:
-        e = store.load(ep)
+    for e in episodes:  # loaded episodes (EpisodeStore.load)
         jump = np.flatnonzero(push_steps(e["proprio"]))
         if not len(jump):
             continue
