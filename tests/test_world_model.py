@@ -483,9 +483,9 @@ def test_z_to_proprio_is_a_direct_path_and_keeps_the_cache_exact():
 
 def test_marginal_proprio_loss_is_the_expectation_over_codes():
     """``objective.z_marginal_proprio``: the proprio loss equals sum_c q(c) |base + W c - target|
-    computed code by code, its gradient reaches the posterior's head, and the option is
-    refused without the direct path."""
-    from worldjepa.train.world import WorldTask, marginal_proprio_l1
+    (or the squared error) computed code by code, its gradient reaches the posterior's
+    head, and the option is refused without the direct path."""
+    from worldjepa.train.world import WorldTask, marginal_proprio_loss
 
     torch.manual_seed(0)
     spec = WorldModelSpec(proprio_dim=6)
@@ -495,17 +495,18 @@ def test_marginal_proprio_loss_is_the_expectation_over_codes():
     post = m.latent.posterior(feats, a, feats + 0.5)
     z = m.latent.sample(post, generator=torch.Generator().manual_seed(0))
     _, prop = m.predictor(s, a, p, z=z)
-    got = marginal_proprio_l1(m, prop, z, post, tgt)
-    want = torch.zeros(())
     probs = post[0].exp()  # (B, T, 2 groups, 2 classes)
-    for c0 in range(2):
-        for c1 in range(2):
-            code = torch.zeros(4)
-            code[c0], code[2 + c1] = 1.0, 1.0
-            W = m.predictor.z_proprio.weight  # (P, Z)
-            pred_c = prop - z @ W.T + code @ W.T  # the prediction had the direct path read code c
-            want = want + (probs[..., 0, c0] * probs[..., 1, c1] * (pred_c - tgt).abs().mean(-1)).mean()
-    torch.testing.assert_close(got, want)
+    W = m.predictor.z_proprio.weight  # (P, Z)
+    for kind, err in (("l1", torch.abs), ("mse", torch.square)):
+        got = marginal_proprio_loss(m, prop, z, post, tgt, kind=kind)
+        want = torch.zeros(())
+        for c0 in range(2):
+            for c1 in range(2):
+                code = torch.zeros(4)
+                code[c0], code[2 + c1] = 1.0, 1.0
+                pred_c = prop - z @ W.T + code @ W.T  # the prediction had the direct path read code c
+                want = want + (probs[..., 0, c0] * probs[..., 1, c1] * err(pred_c - tgt).mean(-1)).mean()
+        torch.testing.assert_close(got, want)
     got.backward()
     assert sum(q.grad.abs().sum() for q in m.latent.post_net.parameters()) > 0
     obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_marginal_proprio=True)
@@ -558,5 +559,3 @@ def test_proprio_loss_mse_option():
     assert metrics["proprio_loss"] == pytest.approx(float((prop - batch["proprio"][:, 1:]).pow(2).mean()), rel=1e-5)
     with pytest.raises(ValueError, match="proprio_loss must be 'l1' or 'mse'"):
         WorldObjective(proprio_loss="huber")
-    with pytest.raises(ValueError, match="cannot be combined"):
-        WorldObjective(proprio_loss="mse", z_marginal_proprio=True)

@@ -52,7 +52,7 @@ class WorldObjective:
     kl_weight: float = 0.1  # latent models (predictor.z_dim > 0): weight of KL(posterior || prior)
     free_bits: float = 1.0  # nats per step of KL that are not penalised
     kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
-    z_marginal_proprio: bool = False  # predictor.z_to_proprio with a categorical z: the proprio loss of the direct z path is the exact expectation over the posterior's codes, not one sampled code
+    z_marginal_proprio: bool = False  # predictor.z_to_proprio with a categorical z: the proprio loss (l1 or mse) of the direct z path is the exact expectation over the posterior's codes, not one sampled code
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
@@ -67,8 +67,6 @@ class WorldObjective:
             raise ValueError(f"objective.reg must be sigreg, vicreg or none, got {self.reg!r}")
         if self.proprio_loss not in ("l1", "mse"):
             raise ValueError(f"objective.proprio_loss must be 'l1' or 'mse', got {self.proprio_loss!r}")
-        if self.z_marginal_proprio and self.proprio_loss != "l1":
-            raise ValueError("objective.z_marginal_proprio is an L1 loss; it cannot be combined with objective.proprio_loss=mse")
         if self.clip_stride < 1:
             raise ValueError(f"objective.clip_stride must be >= 1 env step, got {self.clip_stride}")
         if self.kl_warmup < 0:
@@ -79,13 +77,14 @@ class WorldObjective:
             raise ValueError(f"need history >= 1 and clip_len >= history + rollout_steps, got {self.history}, {self.rollout_steps}, {self.clip_len}")
 
 
-def marginal_proprio_l1(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, post: tuple, target: torch.Tensor) -> torch.Tensor:
-    """L1 of the predicted proprio, in expectation over the posterior's codes on the direct
-    z -> proprio path (``objective.z_marginal_proprio``).
+def marginal_proprio_loss(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, post: tuple, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+    """L1 (``kind="l1"``) or squared error (``"mse"``) of the predicted proprio, in
+    expectation over the posterior's codes on the direct z -> proprio path
+    (``objective.z_marginal_proprio``).
 
     ``prop`` = base + W z for the sampled code z; base is what the transformer predicts.
     Here each code c of the categorical posterior q contributes q(c) * |base + W c - target|,
-    summed over all codes (exactly, no sampling). The posterior then learns from every code
+    summed over all codes (exactly, no sampling); likewise with the squared error. The posterior then learns from every code
     at once which one explains the next state, with no straight-through bias or sampling
     noise: with one sampled code and a gradient through it, a posterior that was 60/40 on a
     gust's direction and a predictor that moved 1-3 cm with z kept each other vague
@@ -98,7 +97,8 @@ def marginal_proprio_l1(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, 
     lin = model.predictor.z_proprio
     base = prop - F.linear(z, lin.weight)  # remove the sampled code's W z (value and gradient); the bias stays
     offsets = model.latent.all_codes().to(prop) @ lin.weight.T  # (M, P)
-    err = (base.unsqueeze(-2) + offsets - target.unsqueeze(-2)).abs().mean(-1)  # (B, T, M)
+    diff = base.unsqueeze(-2) + offsets - target.unsqueeze(-2)
+    err = (diff.abs() if kind == "l1" else diff.pow(2)).mean(-1)  # (B, T, M)
     q = model.latent.code_log_probs(post).exp()  # (B, T, M)
     return (q * err).sum(-1).mean()
 
@@ -200,7 +200,7 @@ class WorldTask:
         metrics["tf_loss"] = float(tf.detach())
         if prop is not None:
             if obj.z_marginal_proprio:
-                pl = marginal_proprio_l1(m, prop, z, post, p[:, 1:])
+                pl = marginal_proprio_loss(m, prop, z, post, p[:, 1:], kind=obj.proprio_loss)
             else:
                 pl = F.l1_loss(prop, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
