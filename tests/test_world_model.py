@@ -541,6 +541,61 @@ def test_z_proprio_mlp_reads_the_step_and_keeps_the_cache_exact():
         pred_cfg(z_dim=4, z_proprio_hidden=16)
 
 
+def test_z_token_false_sends_z_only_to_the_proprio():
+    """``z_token=false``: the steps have no z token (one token fewer per block), the
+    predicted state tokens do not depend on z while the proprio does, the cached rollout
+    with sampled futures equals the uncached one, and z without a direct path is refused."""
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    kw = dict(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=4, z_to_proprio=True, z_proprio_hidden=16, z_inputs="proprio")
+    m = WorldModel(ENC, pred_cfg(**kw, z_token=False), spec)
+    assert m.predictor.cfg.block_size == pred_cfg(**kw).block_size - 1 and m.predictor.z_in is None
+    s, a, p = torch.randn(1, 2, 1, 48), torch.randn(1, 2, 2), torch.randn(1, 2, 6)
+    za, zb = torch.eye(4)[[0, 0]][None], torch.eye(4)[[3, 3]][None]
+    with torch.no_grad():
+        (sa, pa), (sb, pb) = m.predictor(s, a, p, z=za), m.predictor(s, a, p, z=zb)
+    assert torch.equal(sa, sb) and not torch.allclose(pa, pb, atol=1e-4)
+    with pytest.raises(ValueError, match="pass z of shape"):
+        m.predictor(s, a, p)
+    ctx, acts, prop0 = torch.randn(2, 1, 1, 48), torch.rand(2, 4, 2) * 2 - 1, torch.randn(2, 1, 6)
+    codes = torch.eye(4)
+    z_next = lambda st, pr, ac: codes[(pr[:, :, 0] > 0).long() * 3]  # noqa: E731  a code that depends on the predicted step
+    with torch.no_grad():
+        x = m.predictor.rollout(ctx, acts, prop0, use_cache=True, z_context=codes[[1, 2]][:, None], z_next=z_next)
+        y = m.predictor.rollout(ctx, acts, prop0, use_cache=False, z_context=codes[[1, 2]][:, None], z_next=z_next)
+    for u, v in zip(x, y):
+        assert torch.allclose(u, v, atol=1e-5)
+    with pytest.raises(ValueError, match="z_token=false"):
+        pred_cfg(z_dim=4, z_token=False)
+
+
+def test_marginal_loss_on_the_mlp_path_is_the_expectation_over_codes():
+    """With the MLP direct path the marginal squared error is sum_c q(c) (base + D(c, p, a) -
+    target)^2, code by code; the MLP's last layer starts at zero so every code starts
+    from the same prediction."""
+    from worldjepa.train.world import WorldTask, marginal_proprio_loss
+
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    m = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=8, z_token=False), spec)
+    s, a, p, tgt = torch.randn(2, 3, 1, 48), torch.randn(2, 3, 2), torch.randn(2, 3, 6), torch.randn(2, 3, 6)
+    post = m.latent.posterior(m.latent_features(s, p), a, m.latent_features(s, p) + 0.5)
+    z = m.latent.sample(post, generator=torch.Generator().manual_seed(0))
+    _, prop = m.predictor(s, a, p, z=z)
+    got = marginal_proprio_loss(m, prop, z, post, tgt, kind="mse", proprio=p, actions=a)
+    want = torch.zeros(())
+    for c in range(3):
+        _, pc = m.predictor(s, a, p, z=torch.eye(3)[c].expand(2, 3, 3))
+        want = want + (post[0].exp()[..., 0, c] * (pc - tgt).pow(2).mean(-1)).mean()
+    torch.testing.assert_close(got, want)
+    with pytest.raises(ValueError, match="needs the steps' proprio"):
+        marginal_proprio_loss(m, prop, z, post, tgt, kind="mse")
+    WorldTask(None, m, WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_marginal_proprio=True, proprio_loss="mse"))
+    with torch.no_grad():
+        p0, p1 = m.predictor(s, a, p, z=torch.eye(3)[0].expand(2, 3, 3))[1], m.predictor(s, a, p, z=torch.eye(3)[2].expand(2, 3, 3))[1]
+    assert torch.equal(p0, p1)
+
+
 def test_proprio_loss_mse_option():
     """``objective.proprio_loss=mse`` scores the predicted proprio by its squared error
     (the reported proprio loss equals the MSE of the predictor's output); other names are refused."""

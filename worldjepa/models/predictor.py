@@ -50,6 +50,7 @@ class PredictorConfig:
     z_inputs: str = "both"  # what the latent heads see of a step: "both" (pooled state tokens + proprio) or "proprio" only
     z_to_proprio: bool = False  # z also reaches the predicted proprio through a linear path beside the transformer
     z_proprio_hidden: int = 0  # with z_to_proprio: 0 = that path is linear in z; > 0 = an MLP of this width over (z, the step's proprio, its action)
+    z_token: bool = True  # z enters the transformer (a token per step and a shift of the state tokens); false: only through the direct path to the proprio (needs z_to_proprio)
     proprio_residual: bool = False  # the proprio head predicts the change from the step's proprio (next = proprio + head), not the next proprio itself
 
     def __post_init__(self) -> None:
@@ -59,6 +60,8 @@ class PredictorConfig:
             raise ValueError(f"predictor.z_inputs must be 'both' or 'proprio', got {self.z_inputs!r}")
         if self.z_proprio_hidden < 0 or (self.z_proprio_hidden and not self.z_to_proprio):
             raise ValueError(f"predictor.z_proprio_hidden must be >= 0 and needs z_to_proprio=true, got {self.z_proprio_hidden}")
+        if self.z_dim and not self.z_token and not self.z_to_proprio:
+            raise ValueError("predictor.z_token=false leaves z only the direct path to the proprio: set predictor.z_to_proprio=true")
         if self.z_to_proprio and not (self.z_dim and self.proprio_dim):
             raise ValueError("predictor.z_to_proprio needs a latent variable and a proprio token (z_dim > 0, proprio_dim > 0)")
         if self.z_dim and self.z_inputs == "proprio" and not self.proprio_dim:
@@ -85,7 +88,7 @@ class PredictorConfig:
     @property
     def block_size(self) -> int:
         """Tokens per time step."""
-        return 1 + (1 if self.proprio_dim else 0) + (1 if self.z_dim else 0) + self.tokens_per_state
+        return 1 + (1 if self.proprio_dim else 0) + (1 if self.z_dim and self.z_token else 0) + self.tokens_per_state
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -131,12 +134,13 @@ class ACPredictor(nn.Module):
         # as one token among 66 it reached the state tokens too weakly to be learned
         self.action_to_state = nn.Sequential(nn.Linear(cfg.action_dim, d), nn.LayerNorm(d))
         self.proprio_in = nn.Linear(cfg.proprio_dim, d) if cfg.proprio_dim else None
-        self.z_in = nn.Linear(cfg.z_dim, d) if cfg.z_dim else None
+        z_tok = bool(cfg.z_dim and cfg.z_token)
+        self.z_in = nn.Linear(cfg.z_dim, d) if z_tok else None
         # z, like the action, is also added to its step's state tokens: as a token only, the
         # predictor learned to ignore it before the posterior had learned to say anything
-        self.z_to_state = nn.Sequential(nn.Linear(cfg.z_dim, d), nn.LayerNorm(d)) if cfg.z_dim else None
+        self.z_to_state = nn.Sequential(nn.Linear(cfg.z_dim, d), nn.LayerNorm(d)) if z_tok else None
         self.state_in = nn.Linear(cfg.enc_dim, d)
-        n_types = 1 + (1 if cfg.proprio_dim else 0) + (1 if cfg.z_dim else 0) + (cfg.num_state_tokens or 1)
+        n_types = 1 + (1 if cfg.proprio_dim else 0) + (1 if z_tok else 0) + (cfg.num_state_tokens or 1)
         self.type_embed = nn.Parameter(torch.zeros(1, n_types, d))  # action, proprio, state slots
         self.blocks = nn.ModuleList(Block(d, cfg.heads, cfg.mlp_ratio) for _ in range(cfg.depth))
         self.norm = nn.LayerNorm(d)
@@ -194,11 +198,11 @@ class ACPredictor(nn.Module):
             if proprio is None:
                 raise ValueError(f"this predictor was built with proprio_dim={self.cfg.proprio_dim}; pass proprio (B, T, {self.cfg.proprio_dim})")
             parts.append(self.proprio_in(proprio).unsqueeze(2))
+        if self.cfg.z_dim and (z is None or z.shape != (*actions.shape[:2], self.cfg.z_dim)):
+            raise ValueError(
+                f"this predictor has a latent variable: pass z of shape {(*actions.shape[:2], self.cfg.z_dim)}, got {None if z is None else tuple(z.shape)}"
+            )
         if self.z_in is not None:
-            if z is None or z.shape != (*actions.shape[:2], self.cfg.z_dim):
-                raise ValueError(
-                    f"this predictor has a latent variable: pass z of shape {(*actions.shape[:2], self.cfg.z_dim)}, got {None if z is None else tuple(z.shape)}"
-                )
             parts.append(self.z_in(z).unsqueeze(2))
         shift = self.action_to_state(actions)
         if self.z_to_state is not None:

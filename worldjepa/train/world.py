@@ -77,26 +77,45 @@ class WorldObjective:
             raise ValueError(f"need history >= 1 and clip_len >= history + rollout_steps, got {self.history}, {self.rollout_steps}, {self.clip_len}")
 
 
-def marginal_proprio_loss(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, post: tuple, target: torch.Tensor, kind: str = "l1") -> torch.Tensor:
+def marginal_proprio_loss(
+    model: WorldModel,
+    prop: torch.Tensor,
+    z: torch.Tensor,
+    post: tuple,
+    target: torch.Tensor,
+    kind: str = "l1",
+    proprio: torch.Tensor | None = None,
+    actions: torch.Tensor | None = None,
+) -> torch.Tensor:
     """L1 (``kind="l1"``) or squared error (``"mse"``) of the predicted proprio, in
     expectation over the posterior's codes on the direct z -> proprio path
     (``objective.z_marginal_proprio``).
 
-    ``prop`` = base + W z for the sampled code z; base is what the transformer predicts.
-    Here each code c of the categorical posterior q contributes q(c) * |base + W c - target|,
-    summed over all codes (exactly, no sampling); likewise with the squared error. The posterior then learns from every code
-    at once which one explains the next state, with no straight-through bias or sampling
-    noise: with one sampled code and a gradient through it, a posterior that was 60/40 on a
-    gust's direction and a predictor that moved 1-3 cm with z kept each other vague
-    (docs/BENCHMARKS.md §5). The transformer's tokens still see the sampled code.
-    Measured on Hazard, it did no better than the sampled code (best-of-16 ratio 0.55
-    against 0.52); ``objective.proprio_loss=mse`` did (0.32).
+    ``prop`` = base + D(z) for the sampled code z, where base is what the transformer
+    predicts and D the direct path (linear W z, or the MLP of (z, proprio, action), which
+    then needs ``proprio`` and ``actions``). Here each code c of the categorical posterior q
+    contributes q(c) * err(base + D(c) - target), summed over all codes (exactly, no
+    sampling). The posterior then learns from every code at once which one explains the
+    next state, with no straight-through bias or sampling noise: with one sampled code and
+    a gradient through it, a posterior that was 60/40 on a gust's direction and a predictor
+    that moved 1-3 cm with z kept each other vague (docs/BENCHMARKS.md §5). The
+    transformer's tokens, if z has them, still see the sampled code. Measured on Hazard
+    under L1, it did no better than the sampled code (best-of-16 ratio 0.55 against 0.52).
 
     prop, target (B, T, P); z (B, T, Z); post: the posterior (log-probabilities (B, T, G, C),).
     """
-    lin = model.predictor.z_proprio
-    base = prop - F.linear(z, lin.weight)  # remove the sampled code's W z (value and gradient); the bias stays
-    offsets = model.latent.all_codes().to(prop) @ lin.weight.T  # (M, P)
+    pred = model.predictor
+    codes = model.latent.all_codes().to(prop)  # (M, Z)
+    if pred.z_proprio is not None:
+        base = prop - F.linear(z, pred.z_proprio.weight)  # remove the sampled code's W z (value and gradient); the bias stays
+        offsets = codes @ pred.z_proprio.weight.T  # (M, P)
+    else:
+        if proprio is None or actions is None:
+            raise ValueError("the MLP direct path's marginal loss needs the steps' proprio and actions")
+        base = prop - pred.z_proprio_mlp(torch.cat([z, proprio, actions], -1))
+        M, (B, T) = len(codes), prop.shape[:2]
+        ctx = torch.cat([proprio, actions], -1).unsqueeze(-2).expand(B, T, M, -1)
+        offsets = pred.z_proprio_mlp(torch.cat([codes.expand(B, T, M, -1), ctx], -1))  # (B, T, M, P)
     diff = base.unsqueeze(-2) + offsets - target.unsqueeze(-2)
     err = (diff.abs() if kind == "l1" else diff.pow(2)).mean(-1)  # (B, T, M)
     q = model.latent.code_log_probs(post).exp()  # (B, T, M)
@@ -130,16 +149,16 @@ class WorldTask:
             for p in model.encoder.parameters():
                 p.requires_grad_(False)
         self.trainable_states = obj.recipe == "joint" or model.pooler is not None
-        if obj.z_marginal_proprio and (model.predictor.z_proprio is None or model.latent.cfg.kind != "categorical"):
-            raise ValueError(
-                "objective.z_marginal_proprio needs the linear direct path (predictor.z_to_proprio=true, predictor.z_proprio_hidden=0) and predictor.z_kind=categorical"
-            )
+        direct = model.predictor.z_proprio if model.predictor.z_proprio is not None else model.predictor.z_proprio_mlp
+        if obj.z_marginal_proprio and (direct is None or model.latent.cfg.kind != "categorical"):
+            raise ValueError("objective.z_marginal_proprio needs the direct path (predictor.z_to_proprio=true) and predictor.z_kind=categorical")
         if obj.z_marginal_proprio:
             # every code starts from the same prediction (a resumed run loads its weights over
             # this): with PyTorch's default init the codes' offsets differ by tenths of a metre,
             # the exact expectation sent every case to the one code that fit best on average,
             # and the posterior collapsed onto it (KL 0.0001 nats per step by step 300)
-            nn.init.zeros_(model.predictor.z_proprio.weight)
+            last = direct if isinstance(direct, nn.Linear) else [mod for mod in direct.modules() if isinstance(mod, nn.Linear)][-1]
+            nn.init.zeros_(last.weight)
         self.sigreg = SIGReg(256) if obj.reg == "sigreg" else None
         # frozen encoder: each episode's patch embeddings are computed once and kept (fp16)
         self._emb_cache: dict[int, torch.Tensor] = {}
@@ -200,7 +219,7 @@ class WorldTask:
         metrics["tf_loss"] = float(tf.detach())
         if prop is not None:
             if obj.z_marginal_proprio:
-                pl = marginal_proprio_loss(m, prop, z, post, p[:, 1:], kind=obj.proprio_loss)
+                pl = marginal_proprio_loss(m, prop, z, post, p[:, 1:], kind=obj.proprio_loss, proprio=p[:, :-1], actions=a[:, :-1])
             else:
                 pl = F.l1_loss(prop, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
