@@ -577,7 +577,9 @@ def test_marginal_loss_on_the_mlp_path_is_the_expectation_over_codes():
 
     torch.manual_seed(0)
     spec = WorldModelSpec(proprio_dim=6)
-    m = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=8, z_token=False), spec)
+    m = WorldModel(
+        ENC, pred_cfg(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=8, z_token=False), spec
+    )
     s, a, p, tgt = torch.randn(2, 3, 1, 48), torch.randn(2, 3, 2), torch.randn(2, 3, 6), torch.randn(2, 3, 6)
     post = m.latent.posterior(m.latent_features(s, p), a, m.latent_features(s, p) + 0.5)
     z = m.latent.sample(post, generator=torch.Generator().manual_seed(0))
