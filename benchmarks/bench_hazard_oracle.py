@@ -2,7 +2,7 @@
 
     python benchmarks/bench_hazard_oracle.py [--episodes 50] [--horizon 5] [--futures 4]
         [--aggregate mean,cvar] [--all-steps 1.0] [--samples 64 --elites 8 --iterations 4]
-        [--model-push 0.18,0.15]
+        [--model-push 0.18,0.15] [--model-noise 0.02]
 
 The planner, MPC loop, held actions and risk aggregation are those of ``worldjepa plan
 env=hazard hold_actions=true`` (planners.CEM, planners.MPC, planners.risk.aggregate), but a
@@ -19,6 +19,10 @@ one future without gusts: what a deterministic model that averages the two pushe
 ``--model-push`` gives the simulated model a push of another size than the task's 0.18 m
 (each value a row, on the same episodes): a model that is exact but for the size of the
 gust, which is how far a learned model's futures can fall short and what it costs.
+``--model-noise`` adds an error of that many metres (a normal draw per axis) to the
+simulated model's position after every model step of a future (drawn, like the gusts,
+from the future's generator, so common to all candidates): a model that is exact in
+expectation but imprecise step by step, as a learned one is.
 """
 
 from __future__ import annotations
@@ -36,7 +40,9 @@ from planners.risk import aggregate
 FRAMESKIP = 5  # env steps per model step on Hazard (the world model's frameskip)
 
 
-def make_cost(sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alpha: float, all_steps: float, noise_seed: int, push: float):
+def make_cost(
+    sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alpha: float, all_steps: float, noise_seed: int, push: float, pos_noise: float = 0.0
+):
     sim.gust_push = push
 
     def cost(actions: torch.Tensor) -> torch.Tensor:  # (B, N, H, 2) -> (B, N)
@@ -47,10 +53,14 @@ def make_cost(sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alp
             for n in range(N):
                 for j in range(futures):
                     sim.restore(snap, np.random.default_rng(noise_seed * 100 + j))
+                    err = np.random.default_rng([noise_seed, j]).normal(0.0, pos_noise, (H, 2))
                     d = np.empty(H)
                     for h in range(H):
                         for _ in range(FRAMESKIP):
                             xy = sim.simulate(a[b, n, h])
+                        if pos_noise > 0 and sim.snapshot()["trapped_at"] is None:  # a pit holds the agent still
+                            sim.data.qpos[:2] += err[h]
+                            xy = sim.data.qpos[:2].copy()
                         d[h] = np.linalg.norm(xy - goal_xy)
                     e[b, n, j] = (1 - all_steps) * d[-1] + all_steps * d.mean()
         return aggregate(torch.from_numpy(e), kind, 0.0, alpha)
@@ -69,7 +79,7 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: 
         futures = 1 if kind in ("one", "calm") else args.futures
         agg = "mean" if kind in ("one", "calm") else kind
         push = 0.0 if kind == "calm" else model_push
-        return make_cost(sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push)
+        return make_cost(sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push, args.model_noise)
 
     def act(a: torch.Tensor) -> bool:
         for _ in range(FRAMESKIP):
@@ -94,6 +104,7 @@ def main() -> None:
     ap.add_argument("--elites", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--budget", type=int, default=100, help="env steps per episode (Hazard's plan_budget)")
+    ap.add_argument("--model-noise", type=float, default=0.0, help="metres of normal error added to the model's position after each model step")
     ap.add_argument("--model-push", default=None, help="comma list of push sizes (m) the simulated model uses; default: the task's own")
     args = ap.parse_args()
     env = envs.make("hazard", max_episode_steps=10_000)
@@ -102,9 +113,11 @@ def main() -> None:
     pushes = [float(x) for x in args.model_push.split(",")] if args.model_push else [type(sim).gust_push]
     if any(not 0 <= p < 1 for p in pushes):
         raise SystemExit(f"--model-push: push sizes must lie in [0, 1) m, got {pushes}")
+    if not 0 <= args.model_noise < 1:
+        raise SystemExit(f"--model-noise must lie in [0, 1) m, got {args.model_noise}")
     print(
         f"Hazard, simulator as the model: CEM {args.samples} x {args.iterations} (elites {args.elites}), horizon {args.horizon} held actions, "
-        f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...)"
+        f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...), model position noise {args.model_noise} m per step"
     )
     print(f"{'aggregate':>9s} {'all_steps':>9s} {'model push':>10s} {'success':>12s} {'trapped':>8s} {'final dist':>10s} {'s/episode':>9s}")
     for w in (float(x) for x in args.all_steps.split(",")):
