@@ -544,7 +544,7 @@ def test_z_proprio_mlp_reads_the_step_and_keeps_the_cache_exact():
 def test_z_token_false_sends_z_only_to_the_proprio():
     """``z_token=false``: the steps have no z token (one token fewer per block), the
     predicted state tokens do not depend on z while the proprio does, the cached rollout
-    with sampled futures equals the uncached one, and z without a direct path is refused."""
+    (z chosen from each predicted step) equals the uncached one, and z without a direct path is refused."""
     torch.manual_seed(0)
     spec = WorldModelSpec(proprio_dim=6)
     kw = dict(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=4, z_to_proprio=True, z_proprio_hidden=16, z_inputs="proprio")

@@ -99,8 +99,10 @@ def marginal_proprio_loss(
     next state, with no straight-through bias or sampling noise: with one sampled code and
     a gradient through it, a posterior that was 60/40 on a gust's direction and a predictor
     that moved 1-3 cm with z kept each other vague (docs/BENCHMARKS.md §5). The
-    transformer's tokens, if z has them, still see the sampled code. Measured on Hazard
-    under L1, it did no better than the sampled code (best-of-16 ratio 0.55 against 0.52).
+    transformer's tokens, if z has them, still see the sampled code. Measured on Hazard, it
+    did no better than the sampled code, under L1 (best-of-16 ratio 0.55 against 0.52) or
+    under the squared error (one group of 8 codes: 0.24 against 0.24, coverage of both
+    outcomes 56 % against 53 %; docs/BENCHMARKS.md §5, ninth session).
 
     prop, target (B, T, P); z (B, T, Z); post: the posterior (log-probabilities (B, T, G, C),).
     """
