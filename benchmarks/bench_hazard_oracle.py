@@ -53,12 +53,12 @@ def make_cost(
             for n in range(N):
                 for j in range(futures):
                     sim.restore(snap, np.random.default_rng(noise_seed * 100 + j))
-                    err = np.random.default_rng([noise_seed, j]).normal(0.0, pos_noise, (H, 2))
+                    err = np.random.default_rng([noise_seed, j]).normal(0.0, pos_noise, (H, 2)) if pos_noise > 0 else None
                     d = np.empty(H)
                     for h in range(H):
                         for _ in range(FRAMESKIP):
                             xy = sim.simulate(a[b, n, h])
-                        if pos_noise > 0 and sim.snapshot()["trapped_at"] is None:  # a pit holds the agent still
+                        if err is not None and sim.snapshot()["trapped_at"] is None:  # a pit holds the agent still
                             sim.data.qpos[:2] += err[h]
                             xy = sim.data.qpos[:2].copy()
                         d[h] = np.linalg.norm(xy - goal_xy)
