@@ -12,8 +12,10 @@ Figures, read through the predicted proprio position (x, y):
   (the modes taken as the recorded outcome and its mirror, 2 x 0.18 m away in y; and, more
   exactly, the two outcomes replayed in the simulator from the recorded state with the
   gust forced up and down, a pit catching one of them included);
-* spread: the mean std (m) of the k sampled positions on gust cases and on cases far from
-  the strip (|x| > 0.25 at both ends), where the future is deterministic;
+* spread: the mean std (m) of the k sampled positions on gust cases, on cases far from
+  the strip (|x| > 0.25 at both ends), and on every calm case (no push during the step)
+  and the calm ones near the strip: where the future is deterministic, the samples
+  should agree;
 * pit or not: the share of gust cases whose k samples include both an outcome inside a
   pit and one outside (the outcome that matters for risk);
 * futures from 2 and 3 model steps before the gust's step (what a planner sees coming):
@@ -135,6 +137,13 @@ def main() -> None:
         f"outcomes apart {np.linalg.norm(modes[:, 0] - modes[:, 1], axis=-1).mean():.3f} m; nearest sample to each: {d_modes.min(1).mean():.4f} m"
     )
     print(f"sample spread (std, m): gust cases {spread[g].mean():.4f}, far from the strip {spread[far].mean():.4f}")
+    calm = ~gust  # no push during the step: the future is fixed by the state and the actions
+    near = calm & (np.abs(p0[:, 0, 0].numpy()) < 0.35)  # calm, but starting within 0.35 m of the strip's centre line
+    print(
+        f"sample spread where nothing random happens (std, m): all {calm.sum()} calm cases mean {spread[calm].mean():.4f} / median {np.median(spread[calm]):.4f}; "
+        f"{near.sum()} calm cases near the strip (|x| < 0.35) mean {spread[near].mean():.4f}; "
+        f"share of calm cases with samples more than 0.06 m apart {(np.ptp(smp_xy, axis=1).max(-1) > 0.06)[calm].mean():.0%}"
+    )
     pit_s = HazardEnv.in_pit(smp_xy)  # (N, k)
     both = pit_s.any(1) & ~pit_s.all(1)
     print(
@@ -142,6 +151,10 @@ def main() -> None:
         f"{HazardEnv.in_pit(modes).mean():.0%} (both simulated outcomes, 50/50); samples in a pit {pit_s[g].mean():.0%}; "
         f"cases whose samples hold both outcomes {both[g].mean():.0%} (deterministic model: one outcome each)"
     )
+    if lat.predictor.cfg.z_null:  # how much of the prior is on "nothing random happened"
+        with torch.no_grad():
+            p_null = lat.latent.prior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0])[0][..., 0, 0].exp().numpy()
+        print(f"prior on the null code: calm cases mean {p_null[calm].mean():.3f} (min {p_null[calm].min():.3f}), gust cases mean {p_null[g].mean():.3f}")
     err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)
     print(f"posterior z (sees the next frame), gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")

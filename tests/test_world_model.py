@@ -598,6 +598,55 @@ def test_marginal_loss_on_the_mlp_path_is_the_expectation_over_codes():
     assert torch.equal(p0, p1)
 
 
+def test_z_null_code_reaches_no_path():
+    """``z_null``: code 0 means "nothing random happened". Under it the prediction does not
+    depend on any z weight (token, state shift, direct path), while another code's does; the
+    marginal loss gives code 0 no offset and still equals the code-by-code sum; the cached
+    rollout equals the uncached one; a Gaussian z or several groups are refused."""
+    from worldjepa.train.world import marginal_proprio_loss
+
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    for hidden in (0, 8):
+        m = WorldModel(
+            ENC, pred_cfg(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=hidden, z_null=True), spec
+        )
+        direct = m.predictor.z_proprio if hidden == 0 else m.predictor.z_proprio_mlp
+        with torch.no_grad():
+            for prm in direct.parameters():  # the MLP's last layer starts at zero: give every code an offset
+                prm.add_(torch.randn_like(prm))
+        s, a, p, tgt = torch.randn(2, 3, 1, 48), torch.randn(2, 3, 2), torch.randn(2, 3, 6), torch.randn(2, 3, 6)
+        null, other = torch.eye(3)[0].expand(2, 3, 3), torch.eye(3)[1].expand(2, 3, 3)
+        with torch.no_grad():
+            before = [m.predictor(s, a, p, z=z) for z in (null, other)]
+            for mod in (m.predictor.z_in, m.predictor.z_to_state, direct):
+                for prm in mod.parameters():
+                    prm.add_(torch.randn_like(prm))
+            after = [m.predictor(s, a, p, z=z) for z in (null, other)]
+        assert torch.equal(before[0][0], after[0][0]) and torch.equal(before[0][1], after[0][1])
+        assert not torch.allclose(before[1][0], after[1][0], atol=1e-4) and not torch.allclose(before[1][1], after[1][1], atol=1e-4)
+        assert torch.equal(m.predictor.z_direct(null, p, a), torch.zeros(2, 3, 6))
+        post = m.latent.posterior(m.latent_features(s, p), a, m.latent_features(s, p) + 0.5)
+        z = m.latent.sample(post, generator=torch.Generator().manual_seed(0))
+        _, prop = m.predictor(s, a, p, z=z)
+        got = marginal_proprio_loss(m, prop, z, post, tgt, kind="mse", proprio=p, actions=a)
+        base = prop - m.predictor.z_direct(z, p, a)  # the transformer's part, which read the sampled code
+        offsets = [torch.zeros(6)] + [m.predictor.z_direct(torch.eye(3)[c].expand(2, 3, 3), p, a) for c in (1, 2)]
+        want = sum((post[0].exp()[..., 0, c] * (base + offsets[c] - tgt).pow(2).mean(-1)).mean() for c in range(3))
+        torch.testing.assert_close(got, want)
+        ctx, acts, prop0 = torch.randn(2, 1, 1, 48), torch.rand(2, 4, 2) * 2 - 1, torch.randn(2, 1, 6)
+        z_next = lambda st, pr, ac: torch.eye(3)[(pr[:, :, 0] > 0).long()]  # noqa: E731  null or code 1, depending on the predicted step
+        with torch.no_grad():
+            x = m.predictor.rollout(ctx, acts, prop0, use_cache=True, z_context=torch.eye(3)[[0, 2]][:, None], z_next=z_next)
+            y = m.predictor.rollout(ctx, acts, prop0, use_cache=False, z_context=torch.eye(3)[[0, 2]][:, None], z_next=z_next)
+        for u, v in zip(x, y):
+            assert torch.allclose(u, v, atol=1e-5)
+    with pytest.raises(ValueError, match="z_null needs a categorical z of one group"):
+        pred_cfg(z_dim=4, z_null=True)
+    with pytest.raises(ValueError, match="z_null needs a categorical z of one group"):
+        pred_cfg(z_dim=4, z_kind="categorical", z_classes=2, z_null=True)
+
+
 def test_proprio_loss_mse_option():
     """``objective.proprio_loss=mse`` scores the predicted proprio by its squared error
     (the reported proprio loss equals the MSE of the predictor's output); other names are refused."""

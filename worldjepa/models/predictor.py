@@ -51,6 +51,7 @@ class PredictorConfig:
     z_to_proprio: bool = False  # z also reaches the predicted proprio through a linear path beside the transformer
     z_proprio_hidden: int = 0  # with z_to_proprio: 0 = that path is linear in z; > 0 = an MLP of this width over (z, the step's proprio, its action)
     z_token: bool = True  # z enters the transformer (a token per step and a shift of the state tokens); false: only through the direct path to the proprio (needs z_to_proprio)
+    z_null: bool = False  # categorical z of one group: code 0 is the "nothing random happened" code; it reaches no path (zero token input, no state shift, no direct-path offset)
     proprio_residual: bool = False  # the proprio head predicts the change from the step's proprio (next = proprio + head), not the next proprio itself
 
     def __post_init__(self) -> None:
@@ -62,6 +63,10 @@ class PredictorConfig:
             raise ValueError(f"predictor.z_proprio_hidden must be >= 0 and needs z_to_proprio=true, got {self.z_proprio_hidden}")
         if self.z_dim and not self.z_token and not self.z_to_proprio:
             raise ValueError("predictor.z_token=false leaves z only the direct path to the proprio: set predictor.z_to_proprio=true")
+        if self.z_null and not (self.z_dim and self.z_kind == "categorical" and self.z_dim == self.z_classes):
+            raise ValueError(
+                f"predictor.z_null needs a categorical z of one group (z_kind=categorical, z_dim == z_classes), got z_kind={self.z_kind!r}, z_dim={self.z_dim}, z_classes={self.z_classes}"
+            )
         if self.z_to_proprio and not (self.z_dim and self.proprio_dim):
             raise ValueError("predictor.z_to_proprio needs a latent variable and a proprio token (z_dim > 0, proprio_dim > 0)")
         if self.z_dim and self.z_inputs == "proprio" and not self.proprio_dim:
@@ -203,10 +208,10 @@ class ACPredictor(nn.Module):
                 f"this predictor has a latent variable: pass z of shape {(*actions.shape[:2], self.cfg.z_dim)}, got {None if z is None else tuple(z.shape)}"
             )
         if self.z_in is not None:
-            parts.append(self.z_in(z).unsqueeze(2))
+            parts.append((self.z_in(z) * self._z_gate(z)).unsqueeze(2))
         shift = self.action_to_state(actions)
         if self.z_to_state is not None:
-            shift = shift + self.z_to_state(z)
+            shift = shift + self.z_to_state(z) * self._z_gate(z)
         parts.append(self.state_in(states) + shift.unsqueeze(2))  # (B, S, K, d)
         x = torch.cat(parts, dim=2)  # (B, S, bs, d)
         te = self.type_embed
@@ -234,11 +239,26 @@ class ACPredictor(nn.Module):
             # from layer-normed features, the absolute next position missed by 2-3 cm per step
             # and 8-10 cm after five (docs/BENCHMARKS.md §5)
             prop = proprio + prop
-        if self.z_proprio is not None:
-            prop = prop + self.z_proprio(z)
-        if self.z_proprio_mlp is not None:
-            prop = prop + self.z_proprio_mlp(torch.cat([z, proprio, actions], -1))
+        if self.z_proprio is not None or self.z_proprio_mlp is not None:
+            prop = prop + self.z_direct(z, proprio, actions)
         return nxt, prop
+
+    def _z_gate(self, z: torch.Tensor) -> torch.Tensor | float:
+        """1 - (z is the null code) with ``z_null`` (..., 1), else 1: what scales every z path."""
+        return 1.0 - z[..., :1] if self.cfg.z_null else 1.0
+
+    def z_direct(self, z: torch.Tensor, proprio: torch.Tensor | None = None, actions: torch.Tensor | None = None) -> torch.Tensor:
+        """The direct path's offset to the next proprio for latents z (..., Z) (needs
+        ``z_to_proprio``; the MLP form also reads the step's proprio and action (..., P), (..., A))."""
+        if self.z_proprio is not None:
+            out = self.z_proprio(z)
+        elif self.z_proprio_mlp is not None:
+            if proprio is None or actions is None:
+                raise ValueError("the MLP direct path reads the steps' proprio and actions: pass both")
+            out = self.z_proprio_mlp(torch.cat([z, proprio, actions], -1))
+        else:
+            raise ValueError("this predictor has no direct z -> proprio path (predictor.z_to_proprio=false)")
+        return out * self._z_gate(z)
 
     def _check(self, states, actions, proprio) -> None:
         cfg = self.cfg

@@ -108,16 +108,12 @@ def marginal_proprio_loss(
     """
     pred = model.predictor
     codes = model.latent.all_codes().to(prop)  # (M, Z)
-    if pred.z_proprio is not None:
-        base = prop - F.linear(z, pred.z_proprio.weight)  # remove the sampled code's W z (value and gradient); the bias stays
-        offsets = codes @ pred.z_proprio.weight.T  # (M, P)
-    else:
-        if proprio is None or actions is None:
-            raise ValueError("the MLP direct path's marginal loss needs the steps' proprio and actions")
-        base = prop - pred.z_proprio_mlp(torch.cat([z, proprio, actions], -1))
-        M, (B, T) = len(codes), prop.shape[:2]
-        ctx = torch.cat([proprio, actions], -1).unsqueeze(-2).expand(B, T, M, -1)
-        offsets = pred.z_proprio_mlp(torch.cat([codes.expand(B, T, M, -1), ctx], -1))  # (B, T, M, P)
+    if pred.z_proprio_mlp is not None and (proprio is None or actions is None):
+        raise ValueError("the MLP direct path's marginal loss needs the steps' proprio and actions")
+    base = prop - pred.z_direct(z, proprio, actions)  # remove the sampled code's offset (value and gradient)
+    M, (B, T) = len(codes), prop.shape[:2]
+    ctx = [t.unsqueeze(-2).expand(B, T, M, -1) for t in (proprio, actions)] if proprio is not None and actions is not None else [None, None]
+    offsets = pred.z_direct(codes.expand(B, T, M, -1), *ctx)  # (B, T, M, P): every code's offset
     diff = base.unsqueeze(-2) + offsets - target.unsqueeze(-2)
     err = (diff.abs() if kind == "l1" else diff.pow(2)).mean(-1)  # (B, T, M)
     q = model.latent.code_log_probs(post).exp()  # (B, T, M)
