@@ -53,6 +53,7 @@ class WorldObjective:
     free_bits: float = 1.0  # nats per step of KL that are not penalised
     kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
     z_marginal_proprio: bool = False  # predictor.z_to_proprio with a categorical z: the proprio loss (l1 or mse) of the direct z path is the exact expectation over the posterior's codes, not one sampled code
+    z_null_cost: float = 0.0  # predictor.z_null models: loss per step times the posterior's probability of a non-null code, so that where nothing random happens (every code predicts alike) the posterior, and so the prior, settle on the null code
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
@@ -69,6 +70,8 @@ class WorldObjective:
             raise ValueError(f"objective.proprio_loss must be 'l1' or 'mse', got {self.proprio_loss!r}")
         if self.clip_stride < 1:
             raise ValueError(f"objective.clip_stride must be >= 1 env step, got {self.clip_stride}")
+        if self.z_null_cost < 0:
+            raise ValueError(f"objective.z_null_cost must be >= 0, got {self.z_null_cost}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -150,6 +153,8 @@ class WorldTask:
         direct = model.predictor.z_proprio if model.predictor.z_proprio is not None else model.predictor.z_proprio_mlp
         if obj.z_marginal_proprio and (direct is None or model.latent.cfg.kind != "categorical"):
             raise ValueError("objective.z_marginal_proprio needs the direct path (predictor.z_to_proprio=true) and predictor.z_kind=categorical")
+        if obj.z_null_cost > 0 and not (model.latent is not None and model.predictor.cfg.z_null):
+            raise ValueError("objective.z_null_cost needs a null code: set predictor.z_null=true (a categorical z of one group)")
         if obj.z_marginal_proprio:
             # every code starts from the same prediction (a resumed run loads its weights over
             # this): with PyTorch's default init the codes' offsets differ by tenths of a metre,
@@ -157,6 +162,8 @@ class WorldTask:
             # and the posterior collapsed onto it (KL 0.0001 nats per step by step 300)
             last = direct if isinstance(direct, nn.Linear) else [mod for mod in direct.modules() if isinstance(mod, nn.Linear)][-1]
             nn.init.zeros_(last.weight)
+            if last.bias is not None and model.predictor.cfg.z_null:
+                nn.init.zeros_(last.bias)  # every code starts at the null code's zero offset
         self.sigreg = SIGReg(256) if obj.reg == "sigreg" else None
         # frozen encoder: each episode's patch embeddings are computed once and kept (fp16)
         self._emb_cache: dict[int, torch.Tensor] = {}
@@ -209,6 +216,11 @@ class WorldTask:
             z = m.latent.sample(post, generator=gen)
             total = total + self.kl_weight(step) * m.latent.balanced_kl(post, prior, obj.kl_balance, obj.free_bits)
             metrics["kl_nats"] = float(m.latent.kl(post, prior).mean().detach())
+            if m.predictor.cfg.z_null:
+                q_null = post[0][..., 0, 0].exp()
+                metrics["post_null"] = float(q_null.mean().detach())
+                if obj.z_null_cost > 0:
+                    total = total + obj.z_null_cost * (1 - q_null).mean()
         # teacher forcing: steps 0..T-2 predict 1..T-1
         tgt = s.detach() if obj.target_stopgrad else s
         pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z)
