@@ -54,6 +54,7 @@ class WorldObjective:
     kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
     z_marginal_proprio: bool = False  # predictor.z_to_proprio with a categorical z: the proprio loss (l1 or mse) of the direct z path is the exact expectation over the posterior's codes, not one sampled code
     z_null_cost: float = 0.0  # predictor.z_null models: loss per step times the posterior's probability of a non-null code, so that where nothing random happens (every code predicts alike) the posterior, and so the prior, settle on the null code
+    z_null_warmup: int = 0  # steps without the null cost (the codes first learn what they say), then it ramps up over as many again; 0 = from the start (on Hazard that kept the push from ever being learned)
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
@@ -70,8 +71,8 @@ class WorldObjective:
             raise ValueError(f"objective.proprio_loss must be 'l1' or 'mse', got {self.proprio_loss!r}")
         if self.clip_stride < 1:
             raise ValueError(f"objective.clip_stride must be >= 1 env step, got {self.clip_stride}")
-        if self.z_null_cost < 0:
-            raise ValueError(f"objective.z_null_cost must be >= 0, got {self.z_null_cost}")
+        if self.z_null_cost < 0 or self.z_null_warmup < 0:
+            raise ValueError(f"objective.z_null_cost and z_null_warmup must be >= 0, got {self.z_null_cost}, {self.z_null_warmup}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -199,6 +200,11 @@ class WorldTask:
             return self.obj.kl_weight
         return self.obj.kl_weight * min(1.0, step / self.obj.kl_warmup)
 
+    def null_cost(self, step: int) -> float:
+        """``z_null_cost`` at ``step``: 0 for the first ``z_null_warmup`` steps, then a linear ramp to full over as many."""
+        w = self.obj.z_null_warmup
+        return self.obj.z_null_cost * (min(1.0, max(0.0, step / w - 1.0)) if w > 0 else 1.0)
+
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         m, obj = self.module, self.obj
         patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])  # (B, T, N, D)
@@ -219,8 +225,8 @@ class WorldTask:
             if m.predictor.cfg.z_null:
                 q_null = post[0][..., 0, 0].exp()
                 metrics["post_null"] = float(q_null.mean().detach())
-                if obj.z_null_cost > 0:
-                    total = total + obj.z_null_cost * (1 - q_null).mean()
+                if self.null_cost(step) > 0:
+                    total = total + self.null_cost(step) * (1 - q_null).mean()
         # teacher forcing: steps 0..T-2 predict 1..T-1
         tgt = s.detach() if obj.target_stopgrad else s
         pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z)
