@@ -647,6 +647,39 @@ def test_z_null_code_reaches_no_path():
         pred_cfg(z_dim=4, z_kind="categorical", z_classes=2, z_null=True)
 
 
+def test_z_null_cost_charges_the_non_null_codes_after_its_warmup():
+    """``objective.z_null_cost``: the loss grows by cost x (1 - posterior's null probability),
+    nothing before ``z_null_warmup`` steps, ramping to full at twice that; one step of
+    gradient on it alone raises the null probability; it is refused without ``z_null``."""
+    from worldjepa.train.world import WorldTask
+
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    model = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=4, z_null=True), spec)
+    batch = {"patches": torch.randn(2, 3, 16, 48), "actions": torch.randn(2, 3, 2), "proprio": torch.randn(2, 3, 6), "seed": 0}
+
+    def task(cost, warmup=0):
+        t = WorldTask.__new__(WorldTask)
+        t.obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_null_cost=cost, z_null_warmup=warmup)
+        t.module, t.sigreg, t.trainable_states = model, None, True
+        return t
+
+    (free, m0), (charged, m1) = task(0.0).loss(batch, 0), task(2.0).loss(batch, 0)
+    assert m0["post_null"] == pytest.approx(m1["post_null"]) and 0 < m1["post_null"] < 1
+    assert float((charged - free).detach()) == pytest.approx(2.0 * (1 - m1["post_null"]), rel=1e-4)
+    assert [task(2.0, 100).null_cost(s) for s in (0, 100, 150, 200, 900)] == [0.0, 0.0, 1.0, 2.0, 2.0]
+    opt = torch.optim.SGD(model.latent.post_net.parameters(), lr=1.0)
+    opt.zero_grad()
+    (charged - free).backward()
+    opt.step()
+    assert task(0.0).loss(batch, 0)[1]["post_null"] > m1["post_null"]
+    plain = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=4), spec)
+    with pytest.raises(ValueError, match="z_null_cost needs a null code"):
+        WorldTask(None, plain, WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_null_cost=0.1))
+    with pytest.raises(ValueError, match="z_null_cost and z_null_warmup must be >= 0"):
+        WorldObjective(z_null_cost=-1.0)
+
+
 def test_proprio_loss_mse_option():
     """``objective.proprio_loss=mse`` scores the predicted proprio by its squared error
     (the reported proprio loss equals the MSE of the predictor's output); other names are refused."""
