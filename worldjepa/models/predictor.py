@@ -155,9 +155,7 @@ class ACPredictor(nn.Module):
         # a direct path z -> next proprio: through the transformer alone, a z that says
         # "pushed up" moved the predicted position by 0.01-0.03 m where the push is 0.18 m,
         # so the posterior got too weak a signal to sharpen, and the two stayed vague together
-        # (with z_null, no bias: a bias is an offset shared by every code but the null one,
-        # which the transformer's own prediction then absorbed, leaving the null code off by it)
-        self.z_proprio = nn.Linear(cfg.z_dim, cfg.proprio_dim, bias=not cfg.z_null) if cfg.z_to_proprio and not cfg.z_proprio_hidden else None
+        self.z_proprio = nn.Linear(cfg.z_dim, cfg.proprio_dim) if cfg.z_to_proprio and not cfg.z_proprio_hidden else None
         # the MLP form: a fixed offset per code (the linear path) must also apply where nothing
         # random happens, so a code shared by a gust and by the 90 % of steps without one was
         # pulled to the median offset, zero; (z, proprio, action) can say "this code pushes
