@@ -674,9 +674,9 @@ def test_z_null_cost_charges_the_non_null_codes_after_its_warmup():
     opt.step()
     assert task(0.0).loss(batch, 0)[1]["post_null"] > m1["post_null"]
     plain = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=4), spec)
-    with pytest.raises(ValueError, match="z_null_cost needs a null code"):
+    with pytest.raises(ValueError, match="z_null_cost and z_null_weight need a null code"):
         WorldTask(None, plain, WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_null_cost=0.1))
-    with pytest.raises(ValueError, match="z_null_cost and z_null_warmup must be >= 0"):
+    with pytest.raises(ValueError, match="z_null_cost, z_null_weight and z_null_warmup must be >= 0"):
         WorldObjective(z_null_cost=-1.0)
 
 

@@ -54,6 +54,7 @@ class WorldObjective:
     kl_balance: float = 0.8  # share of the KL gradient that trains the prior (the rest pulls the posterior; DreamerV2)
     z_marginal_proprio: bool = False  # predictor.z_to_proprio with a categorical z: the proprio loss (l1 or mse) of the direct z path is the exact expectation over the posterior's codes, not one sampled code
     z_null_cost: float = 0.0  # predictor.z_null models: loss per step times the posterior's probability of a non-null code, so that where nothing random happens (every code predicts alike) the posterior, and so the prior, settle on the null code
+    z_null_weight: float = 0.0  # predictor.z_null models: weight of the null code's own teacher-forced loss on every step (the prediction and proprio losses with z = null), so that the null code predicts what to expect without z (the mean under mse) and is a good choice wherever nothing random happens
     z_null_warmup: int = 0  # steps without the null cost (the codes first learn what they say), then it ramps up over as many again; 0 = from the start (on Hazard that kept the push from ever being learned)
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
@@ -71,8 +72,8 @@ class WorldObjective:
             raise ValueError(f"objective.proprio_loss must be 'l1' or 'mse', got {self.proprio_loss!r}")
         if self.clip_stride < 1:
             raise ValueError(f"objective.clip_stride must be >= 1 env step, got {self.clip_stride}")
-        if self.z_null_cost < 0 or self.z_null_warmup < 0:
-            raise ValueError(f"objective.z_null_cost and z_null_warmup must be >= 0, got {self.z_null_cost}, {self.z_null_warmup}")
+        if self.z_null_cost < 0 or self.z_null_warmup < 0 or self.z_null_weight < 0:
+            raise ValueError(f"objective.z_null_cost, z_null_weight and z_null_warmup must be >= 0, got {self.z_null_cost}, {self.z_null_weight}, {self.z_null_warmup}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -154,8 +155,8 @@ class WorldTask:
         direct = model.predictor.z_proprio if model.predictor.z_proprio is not None else model.predictor.z_proprio_mlp
         if obj.z_marginal_proprio and (direct is None or model.latent.cfg.kind != "categorical"):
             raise ValueError("objective.z_marginal_proprio needs the direct path (predictor.z_to_proprio=true) and predictor.z_kind=categorical")
-        if obj.z_null_cost > 0 and not (model.latent is not None and model.predictor.cfg.z_null):
-            raise ValueError("objective.z_null_cost needs a null code: set predictor.z_null=true (a categorical z of one group)")
+        if (obj.z_null_cost > 0 or obj.z_null_weight > 0) and not (model.latent is not None and model.predictor.cfg.z_null):
+            raise ValueError("objective.z_null_cost and z_null_weight need a null code: set predictor.z_null=true (a categorical z of one group)")
         if obj.z_marginal_proprio:
             # every code starts from the same prediction (a resumed run loads its weights over
             # this): with PyTorch's default init the codes' offsets differ by tenths of a metre,
@@ -240,6 +241,15 @@ class WorldTask:
                 pl = F.l1_loss(prop, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
             metrics["proprio_loss"] = float(pl.detach())
+        if obj.z_null_weight > 0:  # the null code's own prediction, on every step: what the model expects without z
+            z0 = torch.zeros_like(z.detach())
+            z0[..., 0] = 1.0
+            pred0, prop0 = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z0)
+            nl = F.l1_loss(pred0, tgt[:, 1:])
+            if prop0 is not None:
+                nl = nl + obj.proprio_weight * (F.l1_loss(prop0, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop0, p[:, 1:]))
+            total = total + obj.z_null_weight * nl
+            metrics["null_loss"] = float(nl.detach())
         if obj.rollout_steps > 0:
             C = obj.history
             seq_s, seq_p = s[:, :C], (use_p[:, :C] if use_p is not None else None)
