@@ -650,7 +650,8 @@ def test_z_null_code_reaches_no_path():
 def test_z_null_cost_charges_the_non_null_codes_after_its_warmup():
     """``objective.z_null_cost``: the loss grows by cost x (1 - posterior's null probability),
     nothing before ``z_null_warmup`` steps, ramping to full at twice that; one step of
-    gradient on it alone raises the null probability; it is refused without ``z_null``."""
+    gradient on it alone raises the null probability. ``z_null_weight`` adds the null code's
+    own prediction loss. Both are refused without ``z_null``."""
     from worldjepa.train.world import WorldTask
 
     torch.manual_seed(0)
@@ -673,6 +674,15 @@ def test_z_null_cost_charges_the_non_null_codes_after_its_warmup():
     (charged - free).backward()
     opt.step()
     assert task(0.0).loss(batch, 0)[1]["post_null"] > m1["post_null"]
+    # z_null_weight: the null code's own loss, every step: state L1 + proprio_weight x proprio L1 with z = code 0
+    t = task(0.0)
+    t.obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_null_weight=0.5, proprio_weight=0.3)
+    total, m2 = t.loss(batch, 0)
+    with torch.no_grad():
+        s = model.pool(batch["patches"])
+        pred0, prop0 = model.predictor(s[:, :-1], batch["actions"][:, :-1], batch["proprio"][:, :-1], z=torch.eye(4)[0].expand(2, 2, 4))
+    want = (pred0 - s[:, 1:]).abs().mean() + 0.3 * (prop0 - batch["proprio"][:, 1:]).abs().mean()
+    assert m2["null_loss"] == pytest.approx(float(want), rel=1e-5)
     plain = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=16, z_kind="categorical", z_classes=4), spec)
     with pytest.raises(ValueError, match="z_null_cost and z_null_weight need a null code"):
         WorldTask(None, plain, WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_null_cost=0.1))
