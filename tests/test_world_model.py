@@ -609,7 +609,9 @@ def test_z_null_code_reaches_no_path():
     spec = WorldModelSpec(proprio_dim=6)
     for hidden in (0, 8):
         m = WorldModel(
-            ENC, pred_cfg(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=hidden, z_null=True), spec
+            ENC,
+            pred_cfg(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=hidden, z_null=True),
+            spec,
         )
         direct = m.predictor.z_proprio if hidden == 0 else m.predictor.z_proprio_mlp
         with torch.no_grad():

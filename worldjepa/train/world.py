@@ -73,7 +73,9 @@ class WorldObjective:
         if self.clip_stride < 1:
             raise ValueError(f"objective.clip_stride must be >= 1 env step, got {self.clip_stride}")
         if self.z_null_cost < 0 or self.z_null_warmup < 0 or self.z_null_weight < 0:
-            raise ValueError(f"objective.z_null_cost, z_null_weight and z_null_warmup must be >= 0, got {self.z_null_cost}, {self.z_null_weight}, {self.z_null_warmup}")
+            raise ValueError(
+                f"objective.z_null_cost, z_null_weight and z_null_warmup must be >= 0, got {self.z_null_cost}, {self.z_null_weight}, {self.z_null_warmup}"
+            )
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
