@@ -157,7 +157,7 @@ class WorldTask:
         direct = model.predictor.z_proprio if model.predictor.z_proprio is not None else model.predictor.z_proprio_mlp
         if obj.z_marginal_proprio and (direct is None or model.latent.cfg.kind != "categorical"):
             raise ValueError("objective.z_marginal_proprio needs the direct path (predictor.z_to_proprio=true) and predictor.z_kind=categorical")
-        if (obj.z_null_cost > 0 or obj.z_null_weight > 0) and not (model.latent is not None and model.predictor.cfg.z_null):
+        if (obj.z_null_cost > 0 or obj.z_null_weight > 0) and not model.predictor.cfg.z_null:  # (z_null implies a latent)
             raise ValueError("objective.z_null_cost and z_null_weight need a null code: set predictor.z_null=true (a categorical z of one group)")
         if obj.z_marginal_proprio:
             # every code starts from the same prediction (a resumed run loads its weights over
@@ -208,6 +208,10 @@ class WorldTask:
         w = self.obj.z_null_warmup
         return self.obj.z_null_cost * (min(1.0, max(0.0, step / w - 1.0)) if w > 0 else 1.0)
 
+    def proprio_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The predicted proprio's loss, ``objective.proprio_loss`` (l1 or mse)."""
+        return F.l1_loss(pred, target) if self.obj.proprio_loss == "l1" else F.mse_loss(pred, target)
+
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         m, obj = self.module, self.obj
         patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])  # (B, T, N, D)
@@ -228,11 +232,13 @@ class WorldTask:
             if m.predictor.cfg.z_null:
                 q_null = post[0][..., 0, 0].exp()
                 metrics["post_null"] = float(q_null.mean().detach())
-                if self.null_cost(step) > 0:
-                    total = total + self.null_cost(step) * (1 - q_null).mean()
+                cost = self.null_cost(step)
+                if cost > 0:
+                    total = total + cost * (1 - q_null).mean()
         # teacher forcing: steps 0..T-2 predict 1..T-1
         tgt = s.detach() if obj.target_stopgrad else s
-        pred, prop = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z)
+        ctx_p = use_p[:, :-1] if use_p is not None else None
+        pred, prop = m.predictor(s[:, :-1], a[:, :-1], ctx_p, z=z)
         tf = F.l1_loss(pred, tgt[:, 1:])
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
@@ -240,16 +246,16 @@ class WorldTask:
             if obj.z_marginal_proprio:
                 pl = marginal_proprio_loss(m, prop, z, post, p[:, 1:], kind=obj.proprio_loss, proprio=p[:, :-1], actions=a[:, :-1])
             else:
-                pl = F.l1_loss(prop, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop, p[:, 1:])
+                pl = self.proprio_loss(prop, p[:, 1:])
             total = total + obj.proprio_weight * pl
             metrics["proprio_loss"] = float(pl.detach())
         if obj.z_null_weight > 0:  # the null code's own prediction, on every step: what the model expects without z
             z0 = torch.zeros_like(z.detach())
             z0[..., 0] = 1.0
-            pred0, prop0 = m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1] if use_p is not None else None, z=z0)
+            pred0, prop0 = m.predictor(s[:, :-1], a[:, :-1], ctx_p, z=z0)
             nl = F.l1_loss(pred0, tgt[:, 1:])
             if prop0 is not None:
-                nl = nl + obj.proprio_weight * (F.l1_loss(prop0, p[:, 1:]) if obj.proprio_loss == "l1" else F.mse_loss(prop0, p[:, 1:]))
+                nl = nl + obj.proprio_weight * self.proprio_loss(prop0, p[:, 1:])
             total = total + obj.z_null_weight * nl
             metrics["null_loss"] = float(nl.detach())
         if obj.rollout_steps > 0:
