@@ -99,3 +99,42 @@ def test_proprio_residual_predicts_the_change():
     cached, cp = res.rollout(s[:, :2], a, p[:, :2], use_cache=True)
     _, pp = res.rollout(s[:, :2], a, p[:, :2], use_cache=False)
     torch.testing.assert_close(cp, pp, rtol=1e-4, atol=1e-5)
+
+
+def test_proprio_skip_adds_a_linear_map_of_proprio_and_action():
+    """proprio_skip: starts at zero (the same prediction as without it), then adds exactly
+    W [proprio, action] + b to the predicted change, in the cached rollout too; it learns a
+    linear dynamics on its own; it is refused without proprio_residual."""
+    torch.manual_seed(0)
+    base = dict(enc_dim=32, grid=4, num_state_tokens=1, action_dim=3, proprio_dim=2, dim=32, depth=2, heads=2, max_steps=12, proprio_residual=True)
+    cfg = PredictorConfig(**base, proprio_skip=True)
+    sk = ACPredictor(cfg).eval()
+    plain = ACPredictor(PredictorConfig(**base)).eval()
+    plain.load_state_dict({k: v for k, v in sk.state_dict().items() if not k.startswith("proprio_skip.")})
+    s, a, p = inputs(cfg, T=6)
+    torch.testing.assert_close(sk(s, a, p)[1], plain(s, a, p)[1])
+    with torch.no_grad():
+        sk.proprio_skip.weight.normal_()
+        sk.proprio_skip.bias.normal_()
+    _, prop = sk(s, a, p)
+    expect = plain(s, a, p)[1] + torch.cat([p, a], -1) @ sk.proprio_skip.weight.T + sk.proprio_skip.bias
+    torch.testing.assert_close(prop, expect)
+    _, cp = sk.rollout(s[:, :2], a, p[:, :2], use_cache=True)
+    _, pp = sk.rollout(s[:, :2], a, p[:, :2], use_cache=False)
+    torch.testing.assert_close(cp, pp, rtol=1e-4, atol=1e-5)
+    # a linear dynamics (next = p + 0.3 a[:2]) is learned by the skip
+    torch.manual_seed(1)
+    train = ACPredictor(cfg)
+    opt = torch.optim.Adam(train.parameters(), 3e-3)
+    losses = []
+    for _ in range(150):
+        s, a, p = inputs(cfg, B=16, T=4, seed=len(losses))
+        _, prop = train(s, a, p)
+        loss = ((prop - (p + 0.3 * a[..., :2])) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.05 * losses[0]
+    with pytest.raises(ValueError, match="proprio_skip.*proprio_residual"):
+        PredictorConfig(**{**base, "proprio_residual": False}, proprio_skip=True)

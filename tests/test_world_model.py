@@ -710,3 +710,92 @@ def test_proprio_loss_mse_option():
     assert metrics["proprio_loss"] == pytest.approx(float((prop - batch["proprio"][:, 1:]).pow(2).mean()), rel=1e-5)
     with pytest.raises(ValueError, match="proprio_loss must be 'l1' or 'mse'"):
         WorldObjective(proprio_loss="huber")
+
+
+def _wta_model(spec, **kw):
+    cfg = dict(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=16, z_token=False, z_inputs="proprio")
+    return WorldModel(ENC, pred_cfg(**{**cfg, **kw}), spec)
+
+
+def _task(model, obj):
+    from worldjepa.train.world import WorldTask
+
+    t = WorldTask.__new__(WorldTask)
+    t.obj, t.module, t.sigreg, t.trainable_states = obj, model, None, True
+    return t
+
+
+def test_wta_scores_the_best_code_and_trains_the_prior_on_it():
+    """``objective.z_assign=wta``: the proprio loss is the best code's error plus
+    ``z_wta_relax`` x every code's mean error (computed here code by code), the prior is
+    scored by the winner's log-probability; ``rollout_proprio`` adds the rolled-out steps'
+    proprio loss; settings the winner cannot be picked under are refused."""
+    from worldjepa.train.world import WorldTask
+
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    m = _wta_model(spec)
+    batch = {"patches": torch.randn(2, 3, 16, 48), "actions": torch.randn(2, 3, 2), "proprio": torch.randn(2, 3, 6), "seed": 0}
+    obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_assign="wta", z_wta_relax=0.1, proprio_loss="mse")
+    _, met = _task(m, obj).loss(batch, 0)
+    s, a, p = m.pool(batch["patches"]), batch["actions"], batch["proprio"]
+    with torch.no_grad():
+        errs = torch.stack([(m.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=torch.eye(3)[c].expand(2, 2, 3))[1] - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1)
+        win = errs.argmin(-1)
+        want = errs.gather(-1, win[..., None]).mean() + 0.1 * errs.mean()
+        logp = m.latent.code_log_probs(m.latent.prior(m.latent_features(s, p)[:, :-1], a[:, :-1]))
+    assert met["proprio_loss"] == pytest.approx(float(want), rel=1e-5)
+    assert met["kl_nats"] == pytest.approx(float(-logp.gather(-1, win[..., None]).mean()), rel=1e-5)
+    # the rolled-out steps' proprio is scored too, with rollout_proprio (and only then)
+    obj_r = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=2, reg="none", z_assign="wta", rollout_proprio=True)
+    _, met_r = _task(m, obj_r).loss(batch, 0)
+    assert met_r["rollout_proprio_loss"] > 0
+    _, met_n = _task(m, WorldObjective(recipe="frozen", clip_len=3, rollout_steps=2, reg="none", z_assign="wta")).loss(batch, 0)
+    assert "rollout_proprio_loss" not in met_n
+    for bad in ({"z_token": True}, {"z_dim": 6}, {"z_kind": "gaussian"}):
+        with pytest.raises(ValueError, match="z_assign=wta picks"):
+            WorldTask(None, _wta_model(spec, **bad), obj)
+    with pytest.raises(ValueError, match="z_assign must be"):
+        WorldObjective(z_assign="best")
+
+
+def test_wta_covers_both_outcomes_of_a_coin_and_agrees_where_there_is_none():
+    """On a synthetic task whose proprio moves by the action, plus a coin-flip jump of +-1
+    in its first dimension where that dimension is positive, a model trained with
+    ``z_assign=wta`` samples both jumps from its prior there, and its samples agree
+    elsewhere."""
+    torch.manual_seed(0)
+    spec = WorldModelSpec(proprio_dim=6)
+    m = _wta_model(spec, z_dim=4, z_classes=4, proprio_residual=True)
+    obj = WorldObjective(recipe="frozen", clip_len=2, rollout_steps=0, reg="none", z_assign="wta", proprio_loss="mse", kl_weight=1.0)
+    task = _task(m, obj)
+    gen = torch.Generator().manual_seed(0)
+
+    def batch(n):  # one transition per clip: p1 = p0 + (a, 0, ...) + a coin's jump where p0[0] > 0
+        p0 = torch.randn(n, 1, 6, generator=gen)
+        a = torch.rand(n, 2, 2, generator=gen) - 0.5
+        coin = torch.where(torch.rand(n, 1, generator=gen) < 0.5, 1.0, -1.0)
+        step = torch.cat([a[:, :1], torch.zeros(n, 1, 4)], -1)
+        step[..., 0] += coin * (p0[..., 0] > 0)
+        return {"patches": torch.randn(n, 2, 16, 48, generator=gen) * 0.1, "actions": a, "proprio": torch.cat([p0, p0 + step], 1), "seed": 0}
+
+    opt = torch.optim.Adam(m.parameters(), 3e-3)
+    for _ in range(400):
+        loss, _ = task.loss(batch(64), 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    m.eval()
+    n = 200
+    p0 = torch.randn(n, 1, 6, generator=gen)
+    a = torch.rand(n, 1, 2, generator=gen) - 0.5
+    ctx = m.pool(torch.randn(n, 1, 16, 48, generator=gen) * 0.1)
+    with torch.no_grad():
+        _, sp = m.sample_futures(ctx, a, 16, p0, generator=torch.Generator().manual_seed(1))  # (n, 16, 1, 6)
+    calm_next = p0[:, 0, 0] + a[:, 0, 0]
+    x = sp[:, :, 0, 0]
+    coin = p0[:, 0, 0] > 0
+    up = ((x - (calm_next + 1)[:, None]).abs() < 0.3).any(1)
+    down = ((x - (calm_next - 1)[:, None]).abs() < 0.3).any(1)
+    assert (up & down)[coin].float().mean() > 0.9
+    assert x[~coin].std(1).median() < 0.1  # no invented uncertainty where the future is fixed

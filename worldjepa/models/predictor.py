@@ -53,12 +53,15 @@ class PredictorConfig:
     z_token: bool = True  # z enters the transformer (a token per step and a shift of the state tokens); false: only through the direct path to the proprio (needs z_to_proprio)
     z_null: bool = False  # categorical z of one group: code 0 is the "nothing random happened" code; it reaches no path (zero token input, no state shift, no direct-path offset)
     proprio_residual: bool = False  # the proprio head predicts the change from the step's proprio (next = proprio + head), not the next proprio itself
+    proprio_skip: bool = False  # with proprio_residual: a linear map of the step's (proprio, action) is added to that change, beside the transformer (which then learns what it misses: walls, pits, gusts)
 
     def __post_init__(self) -> None:
         if self.proprio_decoder_input not in ("patches", "states"):
             raise ValueError(f"predictor.proprio_decoder_input must be 'patches' or 'states', got {self.proprio_decoder_input!r}")
         if self.z_inputs not in ("both", "proprio"):
             raise ValueError(f"predictor.z_inputs must be 'both' or 'proprio', got {self.z_inputs!r}")
+        if self.proprio_skip and not (self.proprio_residual and self.proprio_dim):
+            raise ValueError("predictor.proprio_skip adds a linear (proprio, action) term to the predicted proprio change: it needs proprio_residual=true and proprio_dim > 0")
         if self.z_proprio_hidden < 0 or (self.z_proprio_hidden and not self.z_to_proprio):
             raise ValueError(f"predictor.z_proprio_hidden must be >= 0 and needs z_to_proprio=true, got {self.z_proprio_hidden}")
         if self.z_dim and not self.z_token and not self.z_to_proprio:
@@ -161,6 +164,13 @@ class ACPredictor(nn.Module):
         # pulled to the median offset, zero; (z, proprio, action) can say "this code pushes
         # up *here*" (docs/BENCHMARKS.md §5)
         self.z_proprio_mlp = mlp(cfg.z_dim + cfg.proprio_dim + cfg.action_dim, [cfg.z_proprio_hidden], cfg.proprio_dim) if cfg.z_proprio_hidden else None
+        # a linear skip (proprio, action) -> proprio change: on Hazard a linear least-squares map
+        # rolled out five steps to 0.038 m where the transformer's head reached 0.078 m
+        # (docs/BENCHMARKS.md §5); zero at the start, so the model starts as without it
+        self.proprio_skip = nn.Linear(cfg.proprio_dim + cfg.action_dim, cfg.proprio_dim) if cfg.proprio_skip else None
+        if self.proprio_skip is not None:
+            nn.init.zeros_(self.proprio_skip.weight)
+            nn.init.zeros_(self.proprio_skip.bias)
         nn.init.trunc_normal_(self.type_embed, std=0.02)
         self._mask_cache: dict = {}
         self._pos_cache: dict = {}
@@ -239,6 +249,8 @@ class ACPredictor(nn.Module):
             # from layer-normed features, the absolute next position missed by 2-3 cm per step
             # and 8-10 cm after five (docs/BENCHMARKS.md §5)
             prop = proprio + prop
+            if self.proprio_skip is not None:
+                prop = prop + self.proprio_skip(torch.cat([proprio, actions], -1))
         if self.z_proprio is not None or self.z_proprio_mlp is not None:
             prop = prop + self.z_direct(z, proprio, actions)
         return nxt, prop

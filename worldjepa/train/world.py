@@ -56,6 +56,9 @@ class WorldObjective:
     z_null_cost: float = 0.0  # predictor.z_null models: loss per step times the posterior's probability of a non-null code, so that where nothing random happens (every code predicts alike) the posterior, and so the prior, settle on the null code
     z_null_weight: float = 0.0  # predictor.z_null models: weight of the null code's own teacher-forced loss on every step (the prediction and proprio losses with z = null), so that the null code predicts what to expect without z (the mean under mse) and is a good choice wherever nothing random happens
     z_null_warmup: int = 0  # steps without the null cost (the codes first learn what they say), then it ramps up over as many again; 0 = from the start (on Hazard the push was not learned either way: docs/BENCHMARKS.md §5, tenth session)
+    z_assign: str = "posterior"  # how training picks each step's code: "posterior" (sampled from the learned posterior) | "wta" (winner takes all: the code whose prediction of the next proprio is closest; the prior learns to predict that code; needs one categorical group, the direct path and predictor.z_token=false)
+    z_wta_relax: float = 0.02  # z_assign=wta: weight of every other code's loss beside the winner's (keeps the codes that lose near the data, so where nothing random happens they agree)
+    rollout_proprio: bool = False  # the rollout loss also scores the predicted proprio (objective.proprio_loss, times proprio_weight) at each autoregressive step, not only the state tokens
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
@@ -76,6 +79,10 @@ class WorldObjective:
             raise ValueError(
                 f"objective.z_null_cost, z_null_weight and z_null_warmup must be >= 0, got {self.z_null_cost}, {self.z_null_weight}, {self.z_null_warmup}"
             )
+        if self.z_assign not in ("posterior", "wta"):
+            raise ValueError(f"objective.z_assign must be 'posterior' or 'wta', got {self.z_assign!r}")
+        if self.z_wta_relax < 0:
+            raise ValueError(f"objective.z_wta_relax must be >= 0, got {self.z_wta_relax}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -159,6 +166,22 @@ class WorldTask:
             raise ValueError("objective.z_marginal_proprio needs the direct path (predictor.z_to_proprio=true) and predictor.z_kind=categorical")
         if (obj.z_null_cost > 0 or obj.z_null_weight > 0) and not model.predictor.cfg.z_null:  # (z_null implies a latent)
             raise ValueError("objective.z_null_cost and z_null_weight need a null code: set predictor.z_null=true (a categorical z of one group)")
+        if obj.z_assign == "wta":
+            pc = model.predictor.cfg
+            if not (pc.z_kind == "categorical" and pc.z_dim == pc.z_classes and direct is not None and not pc.z_token):
+                raise ValueError(
+                    "objective.z_assign=wta picks each step's code by its proprio prediction: it needs one categorical group "
+                    "(predictor.z_kind=categorical, z_dim == z_classes), the direct path (predictor.z_to_proprio=true) and predictor.z_token=false, "
+                    f"got z_kind={pc.z_kind}, z_dim={pc.z_dim}, z_classes={pc.z_classes}, z_to_proprio={pc.z_to_proprio}, z_token={pc.z_token}"
+                )
+            if obj.z_marginal_proprio or obj.z_null_cost > 0:
+                raise ValueError("objective.z_assign=wta has no learned posterior: it does not combine with z_marginal_proprio or z_null_cost")
+            # the codes start close together but apart (a resumed run loads its weights over this):
+            # the first winners then split the outcomes between them instead of one code
+            # starting nearest to everything
+            last = direct if isinstance(direct, nn.Linear) else [mod for mod in direct.modules() if isinstance(mod, nn.Linear)][-1]
+            with torch.no_grad():
+                last.weight.mul_(0.1)
         if obj.z_marginal_proprio:
             # every code starts from the same prediction (a resumed run loads its weights over
             # this): with PyTorch's default init the codes' offsets differ by tenths of a metre,
@@ -212,6 +235,27 @@ class WorldTask:
         """The predicted proprio's loss, ``objective.proprio_loss`` (l1 or mse)."""
         return F.l1_loss(pred, target) if self.obj.proprio_loss == "l1" else F.mse_loss(pred, target)
 
+    def wta(self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor) -> tuple:
+        """Winner takes all over the codes (``objective.z_assign=wta``).
+
+        ``prop`` (B, T, P) was predicted with codes ``z`` (B, T, Z); every code's prediction is
+        the same transformer output plus that code's direct-path offset (the transformer does
+        not see z). Returns (the winning codes' predictions (B, T, P), their one-hot codes
+        (B, T, Z), the winners' indices (B, T), the loss: the winner's error plus
+        ``z_wta_relax`` times every code's mean error)."""
+        pred = self.module.predictor
+        codes = self.module.latent.all_codes().to(prop)  # (M, Z)
+        B, T, M = *prop.shape[:2], len(codes)
+        base = prop - pred.z_direct(z, proprio, actions)
+        ctx = [t.unsqueeze(-2).expand(B, T, M, -1) for t in (proprio, actions)]
+        every = base.unsqueeze(-2) + pred.z_direct(codes.expand(B, T, M, -1), *ctx)  # (B, T, M, P)
+        diff = every - target.unsqueeze(-2)
+        err = (diff.abs() if self.obj.proprio_loss == "l1" else diff.pow(2)).mean(-1)  # (B, T, M)
+        win = err.detach().argmin(-1)  # (B, T)
+        chosen = every.gather(2, win[..., None, None].expand(B, T, 1, every.shape[-1])).squeeze(2)
+        loss = err.gather(2, win[..., None]).mean() + self.obj.z_wta_relax * err.mean()
+        return chosen, codes[win], win, loss
+
     def loss(self, batch: dict, step: int) -> tuple[torch.Tensor, dict[str, float]]:
         m, obj = self.module, self.obj
         patches = batch["patches"] if "patches" in batch else m.encoder.encode_frames(batch["frames"])  # (B, T, N, D)
@@ -221,7 +265,12 @@ class WorldTask:
         z = None
         metrics = {}
         total = torch.zeros((), device=s.device)
-        if m.latent is not None:  # z of each transition from the posterior, which sees the next state
+        wta = obj.z_assign == "wta"
+        if wta:  # z of each transition: the code whose proprio prediction fits best (chosen below); the prior learns it
+            pooled = m.latent_features(s, use_p)
+            prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
+            z = m.latent.all_codes().to(s)[0].expand(*a[:, :-1].shape[:2], -1)  # a placeholder code: the transformer does not see z
+        elif m.latent is not None:  # z of each transition from the posterior, which sees the next state
             pooled = m.latent_features(s, use_p)
             post = m.latent.posterior(pooled[:, :-1], a[:, :-1], pooled[:, 1:])
             prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
@@ -242,7 +291,14 @@ class WorldTask:
         tf = F.l1_loss(pred, tgt[:, 1:])
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
-        if prop is not None:
+        if wta:
+            _, z, win, pl = self.wta(prop, z, ctx_p, a[:, :-1], p[:, 1:])
+            ce = -m.latent.code_log_probs(prior).gather(-1, win[..., None]).mean()  # KL(one-hot winner || prior)
+            total = total + self.kl_weight(step) * ce + obj.proprio_weight * pl
+            metrics["kl_nats"] = float(ce.detach())
+            metrics["proprio_loss"] = float(pl.detach())
+            metrics["codes_used"] = float((torch.bincount(win.flatten(), minlength=z.shape[-1]) > 0).sum())
+        elif prop is not None:
             if obj.z_marginal_proprio:
                 pl = marginal_proprio_loss(m, prop, z, post, p[:, 1:], kind=obj.proprio_loss, proprio=p[:, :-1], actions=a[:, :-1])
             else:
@@ -261,13 +317,25 @@ class WorldTask:
         if obj.rollout_steps > 0:
             C = obj.history
             seq_s, seq_p = s[:, :C], (use_p[:, :C] if use_p is not None else None)
-            roll = 0.0
+            roll, roll_p = 0.0, 0.0
             for k in range(obj.rollout_steps):
                 nxt, nprop = m.predictor(seq_s, a[:, : C + k], seq_p, z=z[:, : C + k] if z is not None else None)
                 roll = roll + F.l1_loss(nxt[:, -1], tgt[:, C + k])
+                if nprop is not None:
+                    last = nprop[:, -1:]
+                    if wta:  # the code that fits this rolled-out step best (the transformer does not see z)
+                        last, _, _, lp = self.wta(last, z[:, C + k - 1 : C + k], seq_p[:, -1:], a[:, C + k - 1 : C + k], p[:, C + k : C + k + 1])
+                    elif obj.rollout_proprio:
+                        lp = self.proprio_loss(last, p[:, C + k : C + k + 1])
+                    if obj.rollout_proprio:
+                        roll_p = roll_p + lp
                 seq_s = torch.cat([seq_s, nxt[:, -1:]], 1)
-                seq_p = torch.cat([seq_p, nprop[:, -1:]], 1) if seq_p is not None else None
+                seq_p = torch.cat([seq_p, last], 1) if seq_p is not None else None
             roll = roll / obj.rollout_steps
+            if obj.rollout_proprio and prop is not None:
+                roll_p = roll_p / obj.rollout_steps
+                total = total + obj.rollout_weight * obj.proprio_weight * roll_p
+                metrics["rollout_proprio_loss"] = float(roll_p.detach())
             total = total + obj.rollout_weight * roll
             metrics["rollout_loss"] = float(roll.detach())
         if obj.idm_weight > 0:
