@@ -713,7 +713,9 @@ def test_proprio_loss_mse_option():
 
 
 def _wta_model(spec, **kw):
-    cfg = dict(num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=16, z_token=False, z_inputs="proprio")
+    cfg = dict(
+        num_state_tokens=1, z_dim=3, z_hidden=16, z_kind="categorical", z_classes=3, z_to_proprio=True, z_proprio_hidden=16, z_token=False, z_inputs="proprio"
+    )
     return WorldModel(ENC, pred_cfg(**{**cfg, **kw}), spec)
 
 
@@ -740,7 +742,9 @@ def test_wta_scores_the_best_code_and_trains_the_prior_on_it():
     _, met = _task(m, obj).loss(batch, 0)
     s, a, p = m.pool(batch["patches"]), batch["actions"], batch["proprio"]
     with torch.no_grad():
-        errs = torch.stack([(m.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=torch.eye(3)[c].expand(2, 2, 3))[1] - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1)
+        errs = torch.stack(
+            [(m.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=torch.eye(3)[c].expand(2, 2, 3))[1] - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1
+        )
         win = errs.argmin(-1)
         want = errs.gather(-1, win[..., None]).mean() + 0.1 * errs.mean()
         logp = m.latent.code_log_probs(m.latent.prior(m.latent_features(s, p)[:, :-1], a[:, :-1]))

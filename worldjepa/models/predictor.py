@@ -61,7 +61,9 @@ class PredictorConfig:
         if self.z_inputs not in ("both", "proprio"):
             raise ValueError(f"predictor.z_inputs must be 'both' or 'proprio', got {self.z_inputs!r}")
         if self.proprio_skip and not (self.proprio_residual and self.proprio_dim):
-            raise ValueError("predictor.proprio_skip adds a linear (proprio, action) term to the predicted proprio change: it needs proprio_residual=true and proprio_dim > 0")
+            raise ValueError(
+                "predictor.proprio_skip adds a linear (proprio, action) term to the predicted proprio change: it needs proprio_residual=true and proprio_dim > 0"
+            )
         if self.z_proprio_hidden < 0 or (self.z_proprio_hidden and not self.z_to_proprio):
             raise ValueError(f"predictor.z_proprio_hidden must be >= 0 and needs z_to_proprio=true, got {self.z_proprio_hidden}")
         if self.z_dim and not self.z_token and not self.z_to_proprio:
