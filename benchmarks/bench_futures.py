@@ -20,7 +20,8 @@ Figures, read through the predicted proprio position (x, y):
   pit and one outside (the outcome that matters for risk);
 * futures from 2 and 3 model steps before the gust's step (what a planner sees coming):
   the share that ends in a pit against the true probability, and their coverage;
-* the error with z from the posterior (which sees the real next frame): what z can carry at
+* the error with z from the posterior (which sees the real next frame), or for a model
+  trained with ``objective.z_assign=wta`` with the code that fits best: what z can carry at
   best. If it is no better than the deterministic error, the predictor ignores z
   (posterior collapse); if it is much better but best-of-k is not, the prior is at fault.
 """
@@ -99,10 +100,15 @@ def main() -> None:
         ctx_l, ctx_d = lat.encode(fr), det.encode(fr)
         _, dp = det.rollout(ctx_d, a, p0)
         _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0))
-        nxt_l = lat.encode(torch.from_numpy(np.stack(nexts))[:, None])
-        p1t = torch.from_numpy(p1)[:, None]
-        q = lat.latent.posterior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0], lat.latent_features(nxt_l, p1t)[:, 0])
-        _, qp = lat.predictor(ctx_l, a, p0, z=lat.latent.mode(q)[:, None])
+        if meta["objective"].get("z_assign") == "wta":  # no learned posterior: the code that fits best, as in training
+            every = torch.stack([lat.predictor(ctx_l, a, p0, z=c.expand(len(a), 1, -1))[1][:, 0] for c in lat.latent.all_codes()], 1)  # (N, M, P)
+            best = (every[..., :2] - torch.from_numpy(p1[:, None, :2])).norm(dim=-1).argmin(1)
+            qp = every[torch.arange(len(best)), best][:, None]
+        else:
+            nxt_l = lat.encode(torch.from_numpy(np.stack(nexts))[:, None])
+            p1t = torch.from_numpy(p1)[:, None]
+            q = lat.latent.posterior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0], lat.latent_features(nxt_l, p1t)[:, 0])
+            _, qp = lat.predictor(ctx_l, a, p0, z=lat.latent.mode(q)[:, None])
     det_xy = dp[:, 0, :2].numpy()
     smp_xy = sp[:, :, 0, :2].numpy()  # (N, k, 2)
     true_xy = p1[:, :2]
@@ -156,7 +162,8 @@ def main() -> None:
             p_null = lat.latent.prior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0])[0][..., 0, 0].exp().numpy()
         print(f"prior on the null code: calm cases mean {p_null[calm].mean():.3f} (min {p_null[calm].min():.3f}), gust cases mean {p_null[g].mean():.3f}")
     err_post = np.linalg.norm(qp[:, 0, :2].numpy() - true_xy, axis=-1)
-    print(f"posterior z (sees the next frame), gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
+    who = "the best code (winner takes all, as in training)" if meta["objective"].get("z_assign") == "wta" else "posterior z (sees the next frame)"
+    print(f"{who}, gust cases: error {err_post[g].mean():.4f} m (deterministic {err_det[g].mean():.4f})")
     print(f"all cases: deterministic error {err_det.mean():.4f} m, best-of-{args.k} {err_best.mean():.4f} m")
     for ahead in (2, 3):
         gust_ahead(lat, val, args.k, ahead, sim)

@@ -730,8 +730,9 @@ def _task(model, obj):
 def test_wta_scores_the_best_code_and_trains_the_prior_on_it():
     """``objective.z_assign=wta``: the proprio loss is the best code's error plus
     ``z_wta_relax`` x every code's mean error (computed here code by code), the prior is
-    scored by the winner's log-probability; ``rollout_proprio`` adds the rolled-out steps'
-    proprio loss; settings the winner cannot be picked under are refused."""
+    scored by the winner's log-probability; with ``z_token=true`` one pass per code picks
+    the winners; ``rollout_proprio`` adds the rolled-out steps' proprio loss; settings the
+    winner cannot be picked under are refused."""
     from worldjepa.train.world import WorldTask
 
     torch.manual_seed(0)
@@ -756,7 +757,19 @@ def test_wta_scores_the_best_code_and_trains_the_prior_on_it():
     assert met_r["rollout_proprio_loss"] > 0
     _, met_n = _task(m, WorldObjective(recipe="frozen", clip_len=3, rollout_steps=2, reg="none", z_assign="wta")).loss(batch, 0)
     assert "rollout_proprio_loss" not in met_n
-    for bad in ({"z_token": True}, {"z_dim": 6}, {"z_kind": "gaussian"}):
+    # the transformer sees z (z_token=true): one pass per code picks the winners; the winners' pass is scored
+    mt = _wta_model(spec, z_token=True)
+    _, met_t = _task(mt, obj).loss(batch, 0)
+    s = mt.pool(batch["patches"])
+    with torch.no_grad():
+        errs = torch.stack([(mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=torch.eye(3)[c].expand(2, 2, 3))[1] - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1)
+        zw = torch.eye(3)[errs.argmin(-1)]
+        prop_w = mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=zw)[1]
+        base = prop_w - mt.predictor.z_direct(zw, p[:, :-1], a[:, :-1])
+        others = torch.stack([(base + mt.predictor.z_direct(torch.eye(3)[c].expand(2, 2, 3), p[:, :-1], a[:, :-1]) - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1)
+    want_t = (prop_w - p[:, 1:]).pow(2).mean() + 0.1 * others.mean()
+    assert met_t["proprio_loss"] == pytest.approx(float(want_t), rel=1e-5)
+    for bad in ({"z_token": True, "z_to_proprio": False, "z_proprio_hidden": 0}, {"z_dim": 6}, {"z_kind": "gaussian"}):
         with pytest.raises(ValueError, match="z_assign=wta picks"):
             WorldTask(None, _wta_model(spec, **bad), obj)
     with pytest.raises(ValueError, match="z_assign must be"):

@@ -56,7 +56,7 @@ class WorldObjective:
     z_null_cost: float = 0.0  # predictor.z_null models: loss per step times the posterior's probability of a non-null code, so that where nothing random happens (every code predicts alike) the posterior, and so the prior, settle on the null code
     z_null_weight: float = 0.0  # predictor.z_null models: weight of the null code's own teacher-forced loss on every step (the prediction and proprio losses with z = null), so that the null code predicts what to expect without z (the mean under mse) and is a good choice wherever nothing random happens
     z_null_warmup: int = 0  # steps without the null cost (the codes first learn what they say), then it ramps up over as many again; 0 = from the start (on Hazard the push was not learned either way: docs/BENCHMARKS.md §5, tenth session)
-    z_assign: str = "posterior"  # how training picks each step's code: "posterior" (sampled from the learned posterior) | "wta" (winner takes all: the code whose prediction of the next proprio is closest; the prior learns to predict that code; needs one categorical group, the direct path and predictor.z_token=false)
+    z_assign: str = "posterior"  # how training picks each step's code: "posterior" (sampled from the learned posterior) | "wta" (winner takes all: the code whose prediction of the next proprio is closest; the prior learns to predict that code; needs one categorical group and the direct path; with predictor.z_token=true one extra forward pass per code)
     z_wta_relax: float = 0.02  # z_assign=wta: weight of every other code's loss beside the winner's (keeps the codes that lose near the data, so where nothing random happens they agree)
     rollout_proprio: bool = False  # the rollout loss also scores the predicted proprio (objective.proprio_loss, times proprio_weight) at each autoregressive step, not only the state tokens
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
@@ -168,11 +168,11 @@ class WorldTask:
             raise ValueError("objective.z_null_cost and z_null_weight need a null code: set predictor.z_null=true (a categorical z of one group)")
         if obj.z_assign == "wta":
             pc = model.predictor.cfg
-            if not (pc.z_kind == "categorical" and pc.z_dim == pc.z_classes and direct is not None and not pc.z_token):
+            if not (pc.z_kind == "categorical" and pc.z_dim == pc.z_classes and direct is not None):
                 raise ValueError(
                     "objective.z_assign=wta picks each step's code by its proprio prediction: it needs one categorical group "
-                    "(predictor.z_kind=categorical, z_dim == z_classes), the direct path (predictor.z_to_proprio=true) and predictor.z_token=false, "
-                    f"got z_kind={pc.z_kind}, z_dim={pc.z_dim}, z_classes={pc.z_classes}, z_to_proprio={pc.z_to_proprio}, z_token={pc.z_token}"
+                    "(predictor.z_kind=categorical, z_dim == z_classes) and the direct path (predictor.z_to_proprio=true), "
+                    f"got z_kind={pc.z_kind}, z_dim={pc.z_dim}, z_classes={pc.z_classes}, z_to_proprio={pc.z_to_proprio}"
                 )
             if obj.z_marginal_proprio or obj.z_null_cost > 0:
                 raise ValueError("objective.z_assign=wta has no learned posterior: it does not combine with z_marginal_proprio or z_null_cost")
@@ -235,23 +235,32 @@ class WorldTask:
         """The predicted proprio's loss, ``objective.proprio_loss`` (l1 or mse)."""
         return F.l1_loss(pred, target) if self.obj.proprio_loss == "l1" else F.mse_loss(pred, target)
 
-    def wta(self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor) -> tuple:
+    def proprio_err(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-step proprio error (``objective.proprio_loss``, mean over dimensions): (..., P) -> (...)."""
+        diff = pred - target
+        return (diff.abs() if self.obj.proprio_loss == "l1" else diff.pow(2)).mean(-1)
+
+    def wta(
+        self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor, win: torch.Tensor | None = None
+    ) -> tuple:
         """Winner takes all over the codes (``objective.z_assign=wta``).
 
         ``prop`` (B, T, P) was predicted with codes ``z`` (B, T, Z); every code's prediction is
-        the same transformer output plus that code's direct-path offset (the transformer does
-        not see z). Returns (the winning codes' predictions (B, T, P), their one-hot codes
-        (B, T, Z), the winners' indices (B, T), the loss: the winner's error plus
-        ``z_wta_relax`` times every code's mean error)."""
+        taken as the same transformer output plus that code's direct-path offset (exact when
+        the transformer does not see z, ``predictor.z_token=false``). The winners are the
+        codes whose predictions fit best, or ``win`` (B, T) when given (chosen by passes of
+        the transformer with each code). Returns (the winning codes' predictions (B, T, P),
+        their one-hot codes (B, T, Z), the winners' indices (B, T), the loss: the winner's
+        error plus ``z_wta_relax`` times every code's mean error)."""
         pred = self.module.predictor
         codes = self.module.latent.all_codes().to(prop)  # (M, Z)
         B, T, M = *prop.shape[:2], len(codes)
         base = prop - pred.z_direct(z, proprio, actions)
         ctx = [t.unsqueeze(-2).expand(B, T, M, -1) for t in (proprio, actions)]
         every = base.unsqueeze(-2) + pred.z_direct(codes.expand(B, T, M, -1), *ctx)  # (B, T, M, P)
-        diff = every - target.unsqueeze(-2)
-        err = (diff.abs() if self.obj.proprio_loss == "l1" else diff.pow(2)).mean(-1)  # (B, T, M)
-        win = err.detach().argmin(-1)  # (B, T)
+        err = self.proprio_err(every, target.unsqueeze(-2))  # (B, T, M)
+        if win is None:
+            win = err.detach().argmin(-1)  # (B, T)
         chosen = every.gather(2, win[..., None, None].expand(B, T, 1, every.shape[-1])).squeeze(2)
         loss = err.gather(2, win[..., None]).mean() + self.obj.z_wta_relax * err.mean()
         return chosen, codes[win], win, loss
@@ -269,7 +278,13 @@ class WorldTask:
         if wta:  # z of each transition: the code whose proprio prediction fits best (chosen below); the prior learns it
             pooled = m.latent_features(s, use_p)
             prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
-            z = m.latent.all_codes().to(s)[0].expand(*a[:, :-1].shape[:2], -1)  # a placeholder code: the transformer does not see z
+            codes, bt = m.latent.all_codes().to(s), a[:, :-1].shape[:2]
+            z, win_tok = codes[0].expand(*bt, -1), None  # a placeholder code where the transformer does not see z
+            if m.predictor.cfg.z_token:  # it does: one pass per code (no gradient) picks each step's winner
+                with torch.no_grad():
+                    errs = [self.proprio_err(m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1], z=c.expand(*bt, -1))[1], p[:, 1:]) for c in codes]
+                win_tok = torch.stack(errs, -1).argmin(-1)
+                z = codes[win_tok]
         elif m.latent is not None:  # z of each transition from the posterior, which sees the next state
             pooled = m.latent_features(s, use_p)
             post = m.latent.posterior(pooled[:, :-1], a[:, :-1], pooled[:, 1:])
@@ -292,7 +307,7 @@ class WorldTask:
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
         if wta:
-            _, z, win, pl = self.wta(prop, z, ctx_p, a[:, :-1], p[:, 1:])
+            _, z, win, pl = self.wta(prop, z, ctx_p, a[:, :-1], p[:, 1:], win=win_tok)
             ce = -m.latent.code_log_probs(prior).gather(-1, win[..., None]).mean()  # KL(one-hot winner || prior)
             total = total + self.kl_weight(step) * ce + obj.proprio_weight * pl
             metrics["kl_nats"] = float(ce.detach())
@@ -323,7 +338,7 @@ class WorldTask:
                 roll = roll + F.l1_loss(nxt[:, -1], tgt[:, C + k])
                 if nprop is not None:
                     last = nprop[:, -1:]
-                    if wta:  # the code that fits this rolled-out step best (the transformer does not see z)
+                    if wta and not m.predictor.cfg.z_token:  # the code that fits this rolled-out step best (the transformer does not see z)
                         last, _, _, lp = self.wta(last, z[:, C + k - 1 : C + k], seq_p[:, -1:], a[:, C + k - 1 : C + k], p[:, C + k : C + k + 1])
                     elif obj.rollout_proprio:
                         lp = self.proprio_loss(last, p[:, C + k : C + k + 1])
