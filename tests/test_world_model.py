@@ -762,11 +762,15 @@ def test_wta_scores_the_best_code_and_trains_the_prior_on_it():
     _, met_t = _task(mt, obj).loss(batch, 0)
     s = mt.pool(batch["patches"])
     with torch.no_grad():
-        errs = torch.stack([(mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=torch.eye(3)[c].expand(2, 2, 3))[1] - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1)
+        errs = torch.stack(
+            [(mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=torch.eye(3)[c].expand(2, 2, 3))[1] - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1
+        )
         zw = torch.eye(3)[errs.argmin(-1)]
         prop_w = mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=zw)[1]
         base = prop_w - mt.predictor.z_direct(zw, p[:, :-1], a[:, :-1])
-        others = torch.stack([(base + mt.predictor.z_direct(torch.eye(3)[c].expand(2, 2, 3), p[:, :-1], a[:, :-1]) - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1)
+        others = torch.stack(
+            [(base + mt.predictor.z_direct(torch.eye(3)[c].expand(2, 2, 3), p[:, :-1], a[:, :-1]) - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1
+        )
     want_t = (prop_w - p[:, 1:]).pow(2).mean() + 0.1 * others.mean()
     assert met_t["proprio_loss"] == pytest.approx(float(want_t), rel=1e-5)
     for bad in ({"z_token": True, "z_to_proprio": False, "z_proprio_hidden": 0}, {"z_dim": 6}, {"z_kind": "gaussian"}):
