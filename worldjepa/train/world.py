@@ -91,6 +91,24 @@ class WorldObjective:
             raise ValueError(f"need history >= 1 and clip_len >= history + rollout_steps, got {self.history}, {self.rollout_steps}, {self.clip_len}")
 
 
+def proprio_err(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-step proprio error, L1 (``kind="l1"``) or squared (``"mse"``), mean over dimensions: (..., P) -> (...)."""
+    diff = pred - target
+    return (diff.abs() if kind == "l1" else diff.pow(2)).mean(-1)
+
+
+def every_code_proprio(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor | None, actions: torch.Tensor | None) -> torch.Tensor:
+    """Every code's proprio prediction (B, T, M, P), taken as ``prop`` (B, T, P), predicted
+    with codes ``z`` (B, T, Z), less z's direct-path offset plus each code's own (the MLP
+    direct path also reads the steps' ``proprio`` and ``actions``)."""
+    pred = model.predictor
+    codes = model.latent.all_codes().to(prop)  # (M, Z)
+    base = prop - pred.z_direct(z, proprio, actions)  # remove z's offset (value and gradient)
+    M, (B, T) = len(codes), prop.shape[:2]
+    ctx = [t.unsqueeze(-2).expand(B, T, M, -1) for t in (proprio, actions)] if proprio is not None and actions is not None else [None, None]
+    return base.unsqueeze(-2) + pred.z_direct(codes.expand(B, T, M, -1), *ctx)
+
+
 def marginal_proprio_loss(
     model: WorldModel,
     prop: torch.Tensor,
@@ -120,16 +138,9 @@ def marginal_proprio_loss(
 
     prop, target (B, T, P); z (B, T, Z); post: the posterior (log-probabilities (B, T, G, C),).
     """
-    pred = model.predictor
-    codes = model.latent.all_codes().to(prop)  # (M, Z)
-    if pred.z_proprio_mlp is not None and (proprio is None or actions is None):
+    if model.predictor.z_proprio_mlp is not None and (proprio is None or actions is None):
         raise ValueError("the MLP direct path's marginal loss needs the steps' proprio and actions")
-    base = prop - pred.z_direct(z, proprio, actions)  # remove the sampled code's offset (value and gradient)
-    M, (B, T) = len(codes), prop.shape[:2]
-    ctx = [t.unsqueeze(-2).expand(B, T, M, -1) for t in (proprio, actions)] if proprio is not None and actions is not None else [None, None]
-    offsets = pred.z_direct(codes.expand(B, T, M, -1), *ctx)  # (B, T, M, P): every code's offset
-    diff = base.unsqueeze(-2) + offsets - target.unsqueeze(-2)
-    err = (diff.abs() if kind == "l1" else diff.pow(2)).mean(-1)  # (B, T, M)
+    err = proprio_err(every_code_proprio(model, prop, z, proprio, actions), target.unsqueeze(-2), kind)  # (B, T, M)
     q = model.latent.code_log_probs(post).exp()  # (B, T, M)
     return (q * err).sum(-1).mean()
 
@@ -235,11 +246,6 @@ class WorldTask:
         """The predicted proprio's loss, ``objective.proprio_loss`` (l1 or mse)."""
         return F.l1_loss(pred, target) if self.obj.proprio_loss == "l1" else F.mse_loss(pred, target)
 
-    def proprio_err(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Per-step proprio error (``objective.proprio_loss``, mean over dimensions): (..., P) -> (...)."""
-        diff = pred - target
-        return (diff.abs() if self.obj.proprio_loss == "l1" else diff.pow(2)).mean(-1)
-
     def wta(
         self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor, win: torch.Tensor | None = None
     ) -> tuple:
@@ -252,16 +258,12 @@ class WorldTask:
         the transformer with each code). Returns (the winning codes' predictions (B, T, P),
         their one-hot codes (B, T, Z), the winners' indices (B, T), the loss: the winner's
         error plus ``z_wta_relax`` times every code's mean error)."""
-        pred = self.module.predictor
-        codes = self.module.latent.all_codes().to(prop)  # (M, Z)
-        B, T, M = *prop.shape[:2], len(codes)
-        base = prop - pred.z_direct(z, proprio, actions)
-        ctx = [t.unsqueeze(-2).expand(B, T, M, -1) for t in (proprio, actions)]
-        every = base.unsqueeze(-2) + pred.z_direct(codes.expand(B, T, M, -1), *ctx)  # (B, T, M, P)
-        err = self.proprio_err(every, target.unsqueeze(-2))  # (B, T, M)
+        every = every_code_proprio(self.module, prop, z, proprio, actions)  # (B, T, M, P)
+        err = proprio_err(every, target.unsqueeze(-2), self.obj.proprio_loss)  # (B, T, M)
         if win is None:
             win = err.detach().argmin(-1)  # (B, T)
-        chosen = every.gather(2, win[..., None, None].expand(B, T, 1, every.shape[-1])).squeeze(2)
+        chosen = every.gather(2, win[..., None, None].expand(*win.shape, 1, every.shape[-1])).squeeze(2)
+        codes = self.module.latent.all_codes().to(prop)
         loss = err.gather(2, win[..., None]).mean() + self.obj.z_wta_relax * err.mean()
         return chosen, codes[win], win, loss
 
@@ -282,7 +284,7 @@ class WorldTask:
             z, win_tok = codes[0].expand(*bt, -1), None  # a placeholder code where the transformer does not see z
             if m.predictor.cfg.z_token:  # it does: one pass per code (no gradient) picks each step's winner
                 with torch.no_grad():
-                    errs = [self.proprio_err(m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1], z=c.expand(*bt, -1))[1], p[:, 1:]) for c in codes]
+                    errs = [proprio_err(m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1], z=c.expand(*bt, -1))[1], p[:, 1:], obj.proprio_loss) for c in codes]
                 win_tok = torch.stack(errs, -1).argmin(-1)
                 z = codes[win_tok]
         elif m.latent is not None:  # z of each transition from the posterior, which sees the next state
