@@ -767,17 +767,35 @@ def test_wta_scores_the_best_code_and_trains_the_prior_on_it():
         )
         zw = torch.eye(3)[errs.argmin(-1)]
         prop_w = mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=zw)[1]
-        base = prop_w - mt.predictor.z_direct(zw, p[:, :-1], a[:, :-1])
-        others = torch.stack(
-            [(base + mt.predictor.z_direct(torch.eye(3)[c].expand(2, 2, 3), p[:, :-1], a[:, :-1]) - p[:, 1:]).pow(2).mean(-1) for c in range(3)], -1
-        )
-    want_t = (prop_w - p[:, 1:]).pow(2).mean() + 0.1 * others.mean()
+        # relax: one more pass, with a code drawn at random for each step (the loss's own draw)
+        zo = torch.eye(3)[torch.randint(3, (2, 2), generator=torch.Generator().manual_seed(batch["seed"] + 2))]
+        pred_o, prop_o = mt.predictor(s[:, :-1], a[:, :-1], p[:, :-1], z=zo)
+        want_r = (pred_o - s[:, 1:]).abs().mean() + obj.proprio_weight * (prop_o - p[:, 1:]).pow(2).mean()
+    want_t = (prop_w - p[:, 1:]).pow(2).mean()
+    assert met_t["relax_loss"] == pytest.approx(float(want_r), rel=1e-5)
     assert met_t["proprio_loss"] == pytest.approx(float(want_t), rel=1e-5)
     for bad in ({"z_token": True, "z_to_proprio": False, "z_proprio_hidden": 0}, {"z_dim": 6}, {"z_kind": "gaussian"}):
         with pytest.raises(ValueError, match="z_assign=wta picks"):
             WorldTask(None, _wta_model(spec, **bad), obj)
     with pytest.raises(ValueError, match="z_assign must be"):
         WorldObjective(z_assign="best")
+    with pytest.raises(ValueError, match="z_wta_margin"):
+        WorldObjective(z_wta_margin=-0.1)
+
+
+def test_wta_margin_gives_ties_to_the_lowest_code_and_ramps_up():
+    """With ``z_wta_margin`` the winner is the lowest-numbered code within the margin of
+    the nearest (without it, the smallest loss); the margin is 0 for
+    ``z_wta_margin_warmup`` steps, then ramps up over as many."""
+    from worldjepa.train.world import WorldTask, wta_winner
+
+    dist = torch.tensor([[0.30, 0.05, 0.06, 0.20], [0.04, 0.05, 0.01, 0.50], [0.50, 0.40, 0.30, 0.01]])
+    assert wta_winner(dist, dist, 0.0).tolist() == [1, 2, 3]
+    assert wta_winner(dist, dist, 0.03).tolist() == [1, 0, 3]
+    assert wta_winner(dist, dist, 0.3).tolist() == [0, 0, 2]
+    t = WorldTask.__new__(WorldTask)
+    t.obj = WorldObjective(z_assign="wta", z_wta_margin=0.04, z_wta_margin_warmup=100)
+    assert [t.wta_margin(k) for k in (0, 100, 150, 200, 500)] == pytest.approx([0.0, 0.0, 0.02, 0.04, 0.04])
 
 
 def test_wta_covers_both_outcomes_of_a_coin_and_agrees_where_there_is_none():

@@ -57,7 +57,9 @@ class WorldObjective:
     z_null_weight: float = 0.0  # predictor.z_null models: weight of the null code's own teacher-forced loss on every step (the prediction and proprio losses with z = null), so that the null code predicts what to expect without z (the mean under mse) and is a good choice wherever nothing random happens
     z_null_warmup: int = 0  # steps without the null cost (the codes first learn what they say), then it ramps up over as many again; 0 = from the start (on Hazard the push was not learned either way: docs/BENCHMARKS.md §5, tenth session)
     z_assign: str = "posterior"  # how training picks each step's code: "posterior" (sampled from the learned posterior) | "wta" (winner takes all: the code whose prediction of the next proprio is closest; the prior learns to predict that code; needs one categorical group and the direct path; with predictor.z_token=true one extra forward pass per code)
-    z_wta_relax: float = 0.02  # z_assign=wta: weight of every other code's loss beside the winner's (keeps the codes that lose near the data, so where nothing random happens they agree)
+    z_wta_relax: float = 0.02  # z_assign=wta: weight of every other code's loss beside the winner's (keeps the codes that lose near the data, so where nothing random happens they agree); with predictor.z_token=true it is the loss of one more pass of the predictor (state tokens and proprio) with a code drawn at random for each step
+    z_wta_margin: float = 0.0  # z_assign=wta: a code wins only if its predicted proprio is nearer the target (L2, proprio units) than every lower-numbered code's by more than this; ties go to the lowest-numbered code, so where the codes agree one code wins and the prior learns to name it. 0 = the code with the smallest proprio loss
+    z_wta_margin_warmup: int = 0  # z_assign=wta: steps with no margin (the codes first split the outcomes), then the margin ramps up over as many; 0 = from the start
     rollout_proprio: bool = False  # the rollout loss also scores the predicted proprio (objective.proprio_loss, times proprio_weight) at each autoregressive step, not only the state tokens
     kl_warmup: int = 0  # steps over which the KL weight ramps up from 0 (z and the predictor agree on a code before it is priced); 0 = none
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
@@ -81,8 +83,10 @@ class WorldObjective:
             )
         if self.z_assign not in ("posterior", "wta"):
             raise ValueError(f"objective.z_assign must be 'posterior' or 'wta', got {self.z_assign!r}")
-        if self.z_wta_relax < 0:
-            raise ValueError(f"objective.z_wta_relax must be >= 0, got {self.z_wta_relax}")
+        if self.z_wta_relax < 0 or self.z_wta_margin < 0 or self.z_wta_margin_warmup < 0:
+            raise ValueError(
+                f"objective.z_wta_relax, z_wta_margin and z_wta_margin_warmup must be >= 0, got {self.z_wta_relax}, {self.z_wta_margin}, {self.z_wta_margin_warmup}"
+            )
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -95,6 +99,16 @@ def proprio_err(pred: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Te
     """Per-step proprio error, L1 (``kind="l1"``) or squared (``"mse"``), mean over dimensions: (..., P) -> (...)."""
     diff = pred - target
     return (diff.abs() if kind == "l1" else diff.pow(2)).mean(-1)
+
+
+def wta_winner(err: torch.Tensor, dist: torch.Tensor, margin: float) -> torch.Tensor:
+    """Each step's winning code (...): with ``margin`` 0 the code with the smallest loss
+    ``err`` (..., M); else the lowest-numbered code whose distance ``dist`` (..., M) is within
+    ``margin`` of the smallest."""
+    if margin <= 0:
+        return err.argmin(-1)
+    near = dist <= dist.min(-1, keepdim=True).values + margin
+    return near.to(torch.uint8).argmax(-1)  # the first code that is near enough
 
 
 def every_code_proprio(model: WorldModel, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor | None, actions: torch.Tensor | None) -> torch.Tensor:
@@ -237,31 +251,36 @@ class WorldTask:
             return self.obj.kl_weight
         return self.obj.kl_weight * min(1.0, step / self.obj.kl_warmup)
 
+    @staticmethod
+    def _delayed_ramp(value: float, warmup: int, step: int) -> float:
+        """``value`` at ``step``: 0 for the first ``warmup`` steps, then a linear ramp to full over as many (full from the start when ``warmup`` is 0)."""
+        return value * (min(1.0, max(0.0, step / warmup - 1.0)) if warmup > 0 else 1.0)
+
     def null_cost(self, step: int) -> float:
-        """``z_null_cost`` at ``step``: 0 for the first ``z_null_warmup`` steps, then a linear ramp to full over as many."""
-        w = self.obj.z_null_warmup
-        return self.obj.z_null_cost * (min(1.0, max(0.0, step / w - 1.0)) if w > 0 else 1.0)
+        """``z_null_cost`` at ``step`` (``z_null_warmup``, as :meth:`_delayed_ramp`)."""
+        return self._delayed_ramp(self.obj.z_null_cost, self.obj.z_null_warmup, step)
+
+    def wta_margin(self, step: int) -> float:
+        """``z_wta_margin`` at ``step`` (``z_wta_margin_warmup``, as :meth:`_delayed_ramp`)."""
+        return self._delayed_ramp(self.obj.z_wta_margin, self.obj.z_wta_margin_warmup, step)
 
     def proprio_loss(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """The predicted proprio's loss, ``objective.proprio_loss`` (l1 or mse)."""
-        return F.l1_loss(pred, target) if self.obj.proprio_loss == "l1" else F.mse_loss(pred, target)
+        return proprio_err(pred, target, self.obj.proprio_loss).mean()
 
-    def wta(
-        self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor, win: torch.Tensor | None = None
-    ) -> tuple:
-        """Winner takes all over the codes (``objective.z_assign=wta``).
+    def wta(self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor, margin: float = 0.0) -> tuple:
+        """Winner takes all over the codes (``objective.z_assign=wta``), for a predictor whose
+        transformer does not see z (``predictor.z_token=false``).
 
         ``prop`` (B, T, P) was predicted with codes ``z`` (B, T, Z); every code's prediction is
-        taken as the same transformer output plus that code's direct-path offset (exact when
-        the transformer does not see z, ``predictor.z_token=false``). The winners are the
-        codes whose predictions fit best, or ``win`` (B, T) when given (chosen by passes of
-        the transformer with each code). Returns (the winning codes' predictions (B, T, P),
-        their one-hot codes (B, T, Z), the winners' indices (B, T), the loss: the winner's
-        error plus ``z_wta_relax`` times every code's mean error)."""
+        the same transformer output plus that code's direct-path offset. The winners are the
+        codes whose predictions fit best (:func:`wta_winner`, with ``margin``). Returns (the
+        winning codes' predictions (B, T, P), their one-hot codes (B, T, Z), the winners'
+        indices (B, T), the loss: the winner's error plus ``z_wta_relax`` times every code's
+        mean error)."""
         every = every_code_proprio(self.module, prop, z, proprio, actions)  # (B, T, M, P)
         err = proprio_err(every, target.unsqueeze(-2), self.obj.proprio_loss)  # (B, T, M)
-        if win is None:
-            win = err.detach().argmin(-1)  # (B, T)
+        win = wta_winner(err.detach(), (every.detach() - target.unsqueeze(-2)).norm(dim=-1), margin)  # (B, T)
         chosen = every.gather(2, win[..., None, None].expand(*win.shape, 1, every.shape[-1])).squeeze(2)
         codes = self.module.latent.all_codes().to(prop)
         loss = err.gather(2, win[..., None]).mean() + self.obj.z_wta_relax * err.mean()
@@ -281,12 +300,13 @@ class WorldTask:
             pooled = m.latent_features(s, use_p)
             prior = m.latent.prior(pooled[:, :-1], a[:, :-1])
             codes, bt = m.latent.all_codes().to(s), a[:, :-1].shape[:2]
-            z, win_tok = codes[0].expand(*bt, -1), None  # a placeholder code where the transformer does not see z
+            z = codes[0].expand(*bt, -1)  # a placeholder code where the transformer does not see z
             if m.predictor.cfg.z_token:  # it does: one pass per code (no gradient) picks each step's winner
                 with torch.no_grad():
-                    errs = [proprio_err(m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1], z=c.expand(*bt, -1))[1], p[:, 1:], obj.proprio_loss) for c in codes]
-                win_tok = torch.stack(errs, -1).argmin(-1)
-                z = codes[win_tok]
+                    every = torch.stack([m.predictor(s[:, :-1], a[:, :-1], use_p[:, :-1], z=c.expand(*bt, -1))[1] for c in codes], -2)  # (B, T, M, P)
+                    gap = every - p[:, 1:].unsqueeze(-2)
+                    win = wta_winner(proprio_err(every, p[:, 1:].unsqueeze(-2), obj.proprio_loss), gap.norm(dim=-1), self.wta_margin(step))
+                z = codes[win]
         elif m.latent is not None:  # z of each transition from the posterior, which sees the next state
             pooled = m.latent_features(s, use_p)
             post = m.latent.posterior(pooled[:, :-1], a[:, :-1], pooled[:, 1:])
@@ -309,7 +329,16 @@ class WorldTask:
         total = total + tf
         metrics["tf_loss"] = float(tf.detach())
         if wta:
-            _, z, win, pl = self.wta(prop, z, ctx_p, a[:, :-1], p[:, 1:], win=win_tok)
+            if m.predictor.cfg.z_token:  # the winners' own pass is scored; relax: one more pass, a random code per step
+                pl = self.proprio_loss(prop, p[:, 1:])
+                if obj.z_wta_relax > 0:
+                    other = codes[torch.randint(len(codes), bt, generator=torch.Generator().manual_seed(batch["seed"] + 2))]
+                    pred_o, prop_o = m.predictor(s[:, :-1], a[:, :-1], ctx_p, z=other)
+                    rl = F.l1_loss(pred_o, tgt[:, 1:]) + obj.proprio_weight * self.proprio_loss(prop_o, p[:, 1:])
+                    total = total + obj.z_wta_relax * rl
+                    metrics["relax_loss"] = float(rl.detach())
+            else:
+                _, z, win, pl = self.wta(prop, z, ctx_p, a[:, :-1], p[:, 1:], margin=self.wta_margin(step))
             ce = -m.latent.code_log_probs(prior).gather(-1, win[..., None]).mean()  # KL(one-hot winner || prior)
             total = total + self.kl_weight(step) * ce + obj.proprio_weight * pl
             metrics["kl_nats"] = float(ce.detach())
@@ -341,7 +370,9 @@ class WorldTask:
                 if nprop is not None:
                     last = nprop[:, -1:]
                     if wta and not m.predictor.cfg.z_token:  # the code that fits this rolled-out step best (the transformer does not see z)
-                        last, _, _, lp = self.wta(last, z[:, C + k - 1 : C + k], seq_p[:, -1:], a[:, C + k - 1 : C + k], p[:, C + k : C + k + 1])
+                        last, _, _, lp = self.wta(
+                            last, z[:, C + k - 1 : C + k], seq_p[:, -1:], a[:, C + k - 1 : C + k], p[:, C + k : C + k + 1], margin=self.wta_margin(step)
+                        )
                     elif obj.rollout_proprio:
                         lp = self.proprio_loss(last, p[:, C + k : C + k + 1])
                     if obj.rollout_proprio:
