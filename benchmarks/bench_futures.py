@@ -52,13 +52,16 @@ def forced_coin(up: bool) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def simulated_modes(env: HazardEnv, p0: np.ndarray, actions: np.ndarray) -> np.ndarray:
+def simulated_modes(env: HazardEnv, p0: np.ndarray, actions: np.ndarray, calm: bool = False) -> np.ndarray:
     """Both outcomes of a transition, replayed in the simulator from proprio ``p0`` (x, y,
     vx, vy) under env actions (n, 2) with the gust forced up, then down: (2, 2) positions.
-    A pit that catches one outcome holds it where it fell in, as in the task."""
-    out = np.empty((2, 2))
-    for i, up in enumerate((True, False)):
-        start = {"qpos": p0[:2].astype(np.float64), "qvel": p0[2:4].astype(np.float64), "gust": 0, "in_gust": env.in_gust(p0[:2]), "trapped_at": None}
+    A pit that catches one outcome holds it where it fell in, as in the task. ``calm``:
+    a third row, the outcome without a push (the strip taken as already entered): (3, 2)."""
+    out = np.empty((3 if calm else 2, 2))
+    for i, up in enumerate((True, False, None)[: len(out)]):
+        inside = True if up is None else env.in_gust(p0[:2])
+        start = {"qpos": p0[:2].astype(np.float64), "qvel": p0[2:4].astype(np.float64), "gust": 0, "in_gust": inside, "trapped_at": None}
+        up = bool(up)
         env.restore(start, forced_coin(up))
         for a in actions:
             xy = env.simulate(np.clip(a, -1, 1))
@@ -123,7 +126,8 @@ def main() -> None:
     sim = HazardEnv()
     sim.reset(seed=0)
     gi = np.flatnonzero(gust)
-    modes = np.stack([simulated_modes(sim, props[i][0], env_acts[i]) for i in gi])  # (G, 2, 2)
+    modes3 = np.stack([simulated_modes(sim, props[i][0], env_acts[i], calm=True) for i in gi])  # (G, 3, 2): up, down, no push
+    modes = modes3[:, :2]
     replay_err = np.min(np.linalg.norm(modes - true_xy[gi, None], axis=-1), 1)  # the recorded outcome is one of them
     d_modes = np.linalg.norm(smp_xy[gi, :, None] - modes[:, None], axis=-1)  # (G, k, 2)
     hit_modes = (d_modes < 0.06).any(1)  # (G, 2)
@@ -157,6 +161,15 @@ def main() -> None:
         f"{HazardEnv.in_pit(modes).mean():.0%} (both simulated outcomes, 50/50); samples in a pit {pit_s[g].mean():.0%}; "
         f"cases whose samples hold both outcomes {both[g].mean():.0%} (deterministic model: one outcome each)"
     )
+    # where the pit outcomes are lost: which outcome each sample is nearest (a push up, down,
+    # or none), and whether the samples that take a pit outcome's direction land in the pit
+    near = np.linalg.norm(smp_xy[gi, :, None] - modes3[:, None], axis=-1).argmin(-1)  # (G, k): 0 up, 1 down, 2 no push
+    pit_mode = HazardEnv.in_pit(modes)  # (G, 2)
+    to_pit = np.take_along_axis(np.concatenate([pit_mode, np.zeros((len(gi), 1), bool)], 1), near, 1)  # sample took a direction that ends in a pit
+    print(
+        f"gust cases, the outcome each sample is nearest: a push up {(near == 0).mean():.0%}, down {(near == 1).mean():.0%}, no push {(near == 2).mean():.0%}; "
+        f"samples that take a pit outcome's direction: {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {pit_s[gi][to_pit].mean():.0%}"
+    )
     if lat.predictor.cfg.z_null:  # how much of the prior is on "nothing random happened"
         with torch.no_grad():
             p_null = lat.latent.prior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0])[0][..., 0, 0].exp().numpy()
@@ -188,7 +201,7 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
         frames.append(e["frames"][t0])
         acts.append(e["actions"][t0:t1].reshape(ahead, -1))
         starts.append(e["proprio"][t0])
-        ends.append(simulated_modes(sim, e["proprio"][t0], e["actions"][t0:t1]))
+        ends.append(simulated_modes(sim, e["proprio"][t0], e["actions"][t0:t1], calm=True))
     if not frames:
         print(f"gust {ahead} model steps ahead: no held-out case")
         return
@@ -196,12 +209,17 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
         fr = torch.from_numpy(np.stack(frames))[:, None]
         p0 = torch.from_numpy(np.stack(starts))[:, None]
         _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
-    xy, ends = sp[:, :, -1, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 2, 2)
+    xy, ends3 = sp[:, :, -1, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
+    ends = ends3[:, :2]
     d = np.linalg.norm(xy[:, :, None] - ends[:, None], axis=-1).min(1)  # (N, 2) nearest sample to each outcome
+    near = np.linalg.norm(xy[:, :, None] - ends3[:, None], axis=-1).argmin(-1)  # (N, k)
+    pit_mode = HazardEnv.in_pit(ends)
+    to_pit = np.take_along_axis(np.concatenate([pit_mode, np.zeros((len(xy), 1), bool)], 1), near, 1)
     print(
         f"gust {ahead} model steps ahead ({len(frames)} cases): futures in a pit {HazardEnv.in_pit(xy).mean():.0%} "
         f"(true probability {HazardEnv.in_pit(ends).mean():.0%}); coverage of both outcomes {(d < 0.06).all(1).mean():.0%}, "
-        f"nearest sample to each {d.mean():.3f} m"
+        f"nearest sample to each {d.mean():.3f} m; nearest a push up / down / none {(near == 0).mean():.0%} / {(near == 1).mean():.0%} / {(near == 2).mean():.0%}; "
+        f"towards a pit outcome {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {HazardEnv.in_pit(xy)[to_pit].mean():.0%}"
     )
 
 
