@@ -18,6 +18,9 @@ Figures, read through the predicted proprio position (x, y):
   should agree;
 * pit or not: the share of gust cases whose k samples include both an outcome inside a
   pit and one outside (the outcome that matters for risk);
+* where the pits are lost: which outcome each sample lies nearest (the push up, the push
+  down, or no push, each replayed in the simulator), and of the samples that head for an
+  outcome in a pit, how many land in the pit;
 * futures from 2 and 3 model steps before the gust's step (what a planner sees coming):
   the share that ends in a pit against the true probability, and their coverage;
 * the error with z from the posterior (which sees the real next frame), or for a model
