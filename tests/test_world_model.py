@@ -796,6 +796,18 @@ def test_wta_margin_gives_ties_to_the_lowest_code_and_ramps_up():
     t = WorldTask.__new__(WorldTask)
     t.obj = WorldObjective(z_assign="wta", z_wta_margin=0.04, z_wta_margin_warmup=100)
     assert [t.wta_margin(k) for k in (0, 100, 150, 200, 500)] == pytest.approx([0.0, 0.0, 0.02, 0.04, 0.04])
+    # in the loss, with or without the z token: a margin wider than any gap hands every step to code 0
+    torch.manual_seed(0)
+    batch = {"patches": torch.randn(2, 3, 16, 48), "actions": torch.randn(2, 3, 2), "proprio": torch.randn(2, 3, 6), "seed": 0}
+    for token in (False, True):
+        m = _wta_model(WorldModelSpec(proprio_dim=6), z_token=token)
+        wide = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=0, reg="none", z_assign="wta", z_wta_margin=100.0)
+        _, met = _task(m, wide).loss(batch, 0)
+        assert met["codes_used"] == 1
+        with torch.no_grad():
+            s = m.pool(batch["patches"])
+            logp = m.latent.code_log_probs(m.latent.prior(m.latent_features(s, batch["proprio"])[:, :-1], batch["actions"][:, :-1]))
+        assert met["kl_nats"] == pytest.approx(float(-logp[..., 0].mean()), rel=1e-5)
 
 
 def test_wta_covers_both_outcomes_of_a_coin_and_agrees_where_there_is_none():
