@@ -72,6 +72,17 @@ def simulated_modes(env: HazardEnv, p0: np.ndarray, actions: np.ndarray, calm: b
     return out
 
 
+def heading(xy: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which outcome each sample lies nearest: samples ``xy`` (N, k, 2), ``outcomes`` (N, 3, 2)
+    (push up, push down, no push, from :func:`simulated_modes` with ``calm=True``). Returns
+    (the nearest outcome's index (N, k), whether each push ends in a pit (N, 2), whether each
+    sample heads for an outcome in a pit (N, k))."""
+    near = np.linalg.norm(xy[:, :, None] - outcomes[:, None], axis=-1).argmin(-1)
+    pit_mode = HazardEnv.in_pit(outcomes[:, :2])
+    to_pit = np.take_along_axis(np.concatenate([pit_mode, np.zeros((len(xy), 1), bool)], 1), near, 1)
+    return near, pit_mode, to_pit
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -166,9 +177,7 @@ def main() -> None:
     )
     # where the pit outcomes are lost: which outcome each sample is nearest (a push up, down,
     # or none), and whether the samples that take a pit outcome's direction land in the pit
-    near = np.linalg.norm(smp_xy[gi, :, None] - modes3[:, None], axis=-1).argmin(-1)  # (G, k): 0 up, 1 down, 2 no push
-    pit_mode = HazardEnv.in_pit(modes)  # (G, 2)
-    to_pit = np.take_along_axis(np.concatenate([pit_mode, np.zeros((len(gi), 1), bool)], 1), near, 1)  # sample took a direction that ends in a pit
+    near, pit_mode, to_pit = heading(smp_xy[gi], modes3)  # near: 0 up, 1 down, 2 no push
     print(
         f"gust cases, the outcome each sample is nearest: a push up {(near == 0).mean():.0%}, down {(near == 1).mean():.0%}, no push {(near == 2).mean():.0%}; "
         f"samples that take a pit outcome's direction: {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {pit_s[gi][to_pit].mean():.0%}"
@@ -215,9 +224,7 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
     xy, ends3 = sp[:, :, -1, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
     ends = ends3[:, :2]
     d = np.linalg.norm(xy[:, :, None] - ends[:, None], axis=-1).min(1)  # (N, 2) nearest sample to each outcome
-    near = np.linalg.norm(xy[:, :, None] - ends3[:, None], axis=-1).argmin(-1)  # (N, k)
-    pit_mode = HazardEnv.in_pit(ends)
-    to_pit = np.take_along_axis(np.concatenate([pit_mode, np.zeros((len(xy), 1), bool)], 1), near, 1)
+    near, pit_mode, to_pit = heading(xy, ends3)
     print(
         f"gust {ahead} model steps ahead ({len(frames)} cases): futures in a pit {HazardEnv.in_pit(xy).mean():.0%} "
         f"(true probability {HazardEnv.in_pit(ends).mean():.0%}); coverage of both outcomes {(d < 0.06).all(1).mean():.0%}, "

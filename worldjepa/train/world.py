@@ -268,6 +268,19 @@ class WorldTask:
         """The predicted proprio's loss, ``objective.proprio_loss`` (l1 or mse)."""
         return proprio_err(pred, target, self.obj.proprio_loss).mean()
 
+    def code_pass_loss(
+        self, s: torch.Tensor, a: torch.Tensor, proprio: torch.Tensor | None, z: torch.Tensor, tgt: torch.Tensor, p: torch.Tensor
+    ) -> torch.Tensor:
+        """The teacher-forced loss of one more predictor pass with codes ``z`` (B, T-1, Z):
+        L1 on the next state tokens ``tgt`` plus ``proprio_weight`` times the proprio loss
+        on the next proprio ``p`` (when the model predicts proprio). ``s``, ``a``, ``tgt``,
+        ``p`` are whole clips (B, T, ...); ``proprio`` is the context's (B, T-1, P) or None."""
+        pred, prop = self.module.predictor(s[:, :-1], a[:, :-1], proprio, z=z)
+        loss = F.l1_loss(pred, tgt[:, 1:])
+        if prop is not None:
+            loss = loss + self.obj.proprio_weight * self.proprio_loss(prop, p[:, 1:])
+        return loss
+
     def wta(self, prop: torch.Tensor, z: torch.Tensor, proprio: torch.Tensor, actions: torch.Tensor, target: torch.Tensor, margin: float = 0.0) -> tuple:
         """Winner takes all over the codes (``objective.z_assign=wta``), for a predictor whose
         transformer does not see z (``predictor.z_token=false``).
@@ -333,8 +346,7 @@ class WorldTask:
                 pl = self.proprio_loss(prop, p[:, 1:])
                 if obj.z_wta_relax > 0:
                     other = codes[torch.randint(len(codes), bt, generator=torch.Generator().manual_seed(batch["seed"] + 2))]
-                    pred_o, prop_o = m.predictor(s[:, :-1], a[:, :-1], ctx_p, z=other)
-                    rl = F.l1_loss(pred_o, tgt[:, 1:]) + obj.proprio_weight * self.proprio_loss(prop_o, p[:, 1:])
+                    rl = self.code_pass_loss(s, a, ctx_p, other, tgt, p)
                     total = total + obj.z_wta_relax * rl
                     metrics["relax_loss"] = float(rl.detach())
             else:
@@ -354,10 +366,7 @@ class WorldTask:
         if obj.z_null_weight > 0:  # the null code's own prediction, on every step: what the model expects without z
             z0 = torch.zeros_like(z.detach())
             z0[..., 0] = 1.0
-            pred0, prop0 = m.predictor(s[:, :-1], a[:, :-1], ctx_p, z=z0)
-            nl = F.l1_loss(pred0, tgt[:, 1:])
-            if prop0 is not None:
-                nl = nl + obj.proprio_weight * self.proprio_loss(prop0, p[:, 1:])
+            nl = self.code_pass_loss(s, a, ctx_p, z0, tgt, p)
             total = total + obj.z_null_weight * nl
             metrics["null_loss"] = float(nl.detach())
         if obj.rollout_steps > 0:
