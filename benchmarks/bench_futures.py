@@ -83,6 +83,16 @@ def heading(xy: np.ndarray, outcomes: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return near, pit_mode, to_pit
 
 
+def y_shortfall(xy: np.ndarray, outcomes: np.ndarray, near: np.ndarray, to_pit: np.ndarray) -> float:
+    """How far the samples that head for a pit outcome stop short of it in |y| (m; positive =
+    short of the outcome, towards the strip): samples ``xy`` (N, k, 2), ``outcomes`` (N, 3, 2+),
+    ``near`` and ``to_pit`` from :func:`heading`. NaN when no sample heads for a pit."""
+    if not to_pit.any():
+        return float("nan")
+    target = np.take_along_axis(outcomes[:, :, 1], near, 1)  # (N, k) y of the outcome each sample heads for
+    return float((np.abs(target) - np.abs(xy[..., 1]))[to_pit].mean())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True)
@@ -180,7 +190,8 @@ def main() -> None:
     near, pit_mode, to_pit = heading(smp_xy[gi], modes3)  # near: 0 up, 1 down, 2 no push
     print(
         f"gust cases, the outcome each sample is nearest: a push up {(near == 0).mean():.0%}, down {(near == 1).mean():.0%}, no push {(near == 2).mean():.0%}; "
-        f"samples that take a pit outcome's direction: {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {pit_s[gi][to_pit].mean():.0%}"
+        f"samples that take a pit outcome's direction: {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {pit_s[gi][to_pit].mean():.0%}, "
+        f"short of it in |y| by {y_shortfall(smp_xy[gi], modes3, near, to_pit):+.3f} m on average"
     )
     if lat.predictor.cfg.z_null:  # how much of the prior is on "nothing random happened"
         with torch.no_grad():
@@ -229,7 +240,7 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
         f"gust {ahead} model steps ahead ({len(frames)} cases): futures in a pit {HazardEnv.in_pit(xy).mean():.0%} "
         f"(true probability {HazardEnv.in_pit(ends).mean():.0%}); coverage of both outcomes {(d < 0.06).all(1).mean():.0%}, "
         f"nearest sample to each {d.mean():.3f} m; nearest a push up / down / none {(near == 0).mean():.0%} / {(near == 1).mean():.0%} / {(near == 2).mean():.0%}; "
-        f"towards a pit outcome {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {HazardEnv.in_pit(xy)[to_pit].mean():.0%}"
+        f"towards a pit outcome {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {HazardEnv.in_pit(xy)[to_pit].mean():.0%}, short of it in |y| by {y_shortfall(xy, ends3, near, to_pit):+.3f} m"
     )
 
 
