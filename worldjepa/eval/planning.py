@@ -159,21 +159,25 @@ class EpisodeResult:
     trapped: bool | None = None  # tasks with a hazard (info["trapped"]) at the end; None elsewhere
     trap_cause: str | None = None  # when trapped: "gust" (a push within the model step before) or "drove in"
     start_distance: float = float("nan")  # the task's distance to the goal at the start: how much of it the plan closed
+    pushes: int | None = None  # tasks with gusts (info["pushed"]): how many times a gust pushed the agent (the plan entered the strip)
 
 
 class TrapCause:
     """Why a hazard trapped the agent, from the env's step infos (``trapped``, ``pushed``):
     ``"gust"`` when a push came within ``window`` env steps up to the trapping step (one model
-    step), ``"drove in"`` otherwise (the plan itself led into the pit); None while free."""
+    step), ``"drove in"`` otherwise (the plan itself led into the pit); None while free.
+    ``pushes`` counts the pushes: the times the plan took the agent into the strip."""
 
     def __init__(self, window: int) -> None:
         self.window, self.since_push, self.cause, self._trapped = window, None, None, False
+        self.pushes = 0
 
     def update(self, info: dict) -> None:
         if self.since_push is not None:
             self.since_push += 1
         if info.get("pushed"):
             self.since_push = 0
+            self.pushes += 1
         if info.get("trapped") and not self._trapped:
             self.cause = "gust" if self.since_push is not None and self.since_push < self.window else "drove in"
         self._trapped = bool(info.get("trapped"))
@@ -209,6 +213,7 @@ def run_episode(
     fs = spec.frameskip
     state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
     traps = TrapCause(window=fs)
+    gusty = "pushed" in info  # a task with gusts: count them
 
     def observe():
         return state["obs"]
@@ -256,6 +261,7 @@ def run_episode(
         trapped,
         start_distance=start_distance,
         trap_cause=traps.cause if trapped else None,
+        pushes=traps.pushes if gusty else None,
     )
 
 
@@ -273,6 +279,9 @@ def summarize(results: list[EpisodeResult]) -> dict:
             "trapped_by_gust_share": causes.count("gust") / len(hazard),
             "trapped_driving_in_share": causes.count("drove in") / len(hazard),
         }
+    gusted = [r.pushes > 0 for r in results if r.pushes is not None]
+    if gusted:  # how often the plan took the agent into the gust strip: the planner's choice, without the coin of where the push lands
+        extra["pushed_share"] = sum(gusted) / len(gusted)
     return {
         **extra,
         "episodes": n,
@@ -290,6 +299,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
                 "final_distance": r.final_distance,
                 **({"trapped": r.trapped} if r.trapped is not None else {}),
                 **({"trap_cause": r.trap_cause} if r.trap_cause is not None else {}),
+                **({"pushes": r.pushes} if r.pushes is not None else {}),
             }
             for r in results
         ],
