@@ -15,7 +15,9 @@ below, the corridor) are scored twice:
 
 Printed per model, every model on the same starts: how often the route the model prefers
 is the simulator's, how often it is a risky one (trapped in at least 25 % of the
-simulator's draws), and the mean trapped share of the routes it prefers.
+simulator's draws), the mean trapped share of the routes it prefers, how often it prefers
+the straight route, and the share of the straight route's futures that end in a pit
+(against the simulator's share of draws).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import torch
 from bench_hazard_routes import routes
 
 import envs
+from envs.tasks import HazardEnv
 from planners.risk import aggregate
 from worldjepa.world_model import WorldModel
 
@@ -91,9 +94,11 @@ def main() -> None:
         f"simulator: risky routes (trapped >= {RISKY:.0%}) {', '.join(f'{n} {np.mean(trapped[:, i] >= RISKY):.0%}' for i, n in enumerate(ROUTES))}; "
         f"its CVaR {args.alpha} pick: {', '.join(f'{n} {np.mean(true_pick == i):.0%}' for i, n in enumerate(ROUTES))}"
     )
-    print(f"{'model':40s} {'agg':5s} {'= simulator pick':>16s} {'risky pick':>10s} {'trapped share of pick':>22s} {'straight picked':>15s}")
+    print(f"simulator: the straight route ends in a pit in {trapped[:, 0].mean():.0%} of its draws (mean over the starts)")
+    print(f"{'model':40s} {'agg':5s} {'= simulator pick':>16s} {'risky pick':>10s} {'trapped share of pick':>22s} {'straight picked':>15s} {'straight: in a pit':>18s}")
     for path, m in models.items():
         picks = {"cvar": [], "mean": []}
+        pit = []  # per start: the share of the straight route's futures that end in a pit
         for seed in seeds:
             obs, info = env.reset(seed=seed)
             goal_xy = np.asarray(info["goal_state"])[:2]
@@ -116,12 +121,13 @@ def main() -> None:
                     latent_weight=args.latent_weight,
                     proprio_scale="readout",
                 )  # (routes, k)
+            pit.append(HazardEnv.in_pit(p[0, :, -1, :2].numpy()).mean())
             picks["cvar"].append(int(aggregate(e, "cvar", 0.0, args.alpha).argmin()))
             picks["mean"].append(int(e.mean(1).argmin()))
         for kind, pk in picks.items():
             pk = np.asarray(pk)
             tr = trapped[np.arange(len(pk)), pk]
-            print(f"{path[-40:]:40s} {kind:5s} {np.mean(pk == true_pick):16.0%} {np.mean(tr >= RISKY):10.0%} {tr.mean():22.2f} {np.mean(pk == 0):15.0%}")
+            print(f"{path[-40:]:40s} {kind:5s} {np.mean(pk == true_pick):16.0%} {np.mean(tr >= RISKY):10.0%} {tr.mean():22.2f} {np.mean(pk == 0):15.0%} {np.mean(pit):18.0%}")
 
 
 if __name__ == "__main__":
