@@ -95,7 +95,9 @@ def main() -> None:
         f"its CVaR {args.alpha} pick: {', '.join(f'{n} {np.mean(true_pick == i):.0%}' for i, n in enumerate(ROUTES))}"
     )
     print(f"simulator: the straight route ends in a pit in {trapped[:, 0].mean():.0%} of its draws (mean over the starts)")
-    print(f"{'model':40s} {'agg':5s} {'= simulator pick':>16s} {'risky pick':>10s} {'trapped share of pick':>22s} {'straight picked':>15s} {'straight: in a pit':>18s}")
+    print(
+        f"{'model':40s} {'agg':5s} {'= simulator pick':>16s} {'risky pick':>10s} {'trapped share of pick':>22s} {'straight picked':>15s} {'straight: in a pit':>18s}"
+    )
     for path, m in models.items():
         picks = {"cvar": [], "mean": []}
         pit = []  # per start: the share of the straight route's futures that end in a pit
@@ -127,7 +129,9 @@ def main() -> None:
         for kind, pk in picks.items():
             pk = np.asarray(pk)
             tr = trapped[np.arange(len(pk)), pk]
-            print(f"{path[-40:]:40s} {kind:5s} {np.mean(pk == true_pick):16.0%} {np.mean(tr >= RISKY):10.0%} {tr.mean():22.2f} {np.mean(pk == 0):15.0%} {np.mean(pit):18.0%}")
+            print(
+                f"{path[-40:]:40s} {kind:5s} {np.mean(pk == true_pick):16.0%} {np.mean(tr >= RISKY):10.0%} {tr.mean():22.2f} {np.mean(pk == 0):15.0%} {np.mean(pit):18.0%}"
+            )
 
 
 if __name__ == "__main__":
