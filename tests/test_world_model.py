@@ -1,4 +1,5 @@
 import csv
+import json
 import os
 
 import numpy as np
@@ -850,3 +851,44 @@ def test_wta_covers_both_outcomes_of_a_coin_and_agrees_where_there_is_none():
     down = ((x - (calm_next - 1)[:, None]).abs() < 0.3).any(1)
     assert (up & down)[coin].float().mean() > 0.9
     assert x[~coin].std(1).median() < 0.1  # no invented uncertainty where the future is fixed
+
+
+def test_refit_prior_rewrites_a_categorical_checkpoint(tiny_reach_dataset, tmp_path):
+    """`worldjepa refit-prior`: on a real checkpoint with a categorical z, the prior is
+    refitted to the codes that fit each step (training cross-entropy falls), the
+    checkpoint is rewritten and loads strictly with the refit in its meta.json, and only
+    the prior changed; bad inputs give clear errors."""
+    from conftest import run_cli
+
+    from worldjepa.train.checkpoint import read_meta
+    from worldjepa.train.prior_fit import refit_prior
+
+    torch.manual_seed(0)
+    ck = save_checkpoint(str(tmp_path / "pre"), JEPA(ENC, JEPAConfig()), {"encoder": ENC.to_dict()})
+    obj = WorldObjective(recipe="frozen", clip_len=3, rollout_steps=1, reg="none", batch_size=8, kl_weight=0.1, free_bits=0.0)
+    cfg = pred_cfg(num_state_tokens=1, z_dim=4, z_kind="categorical", z_classes=4, z_hidden=32, z_to_proprio=True)
+    train_world_model(tiny_reach_dataset, str(tmp_path / "run"), ENC, cfg, obj, tcfg(10), encoder_ckpt=ck, val_fraction=0.25)
+    final = str(tmp_path / "run" / "final")
+    meta_path = os.path.join(final, "meta.json")
+    meta = json.load(open(meta_path))
+    meta["val_episodes"] = meta["train_episodes"]  # a tiny dataset: score the kept epoch on the training episodes, so that one is kept
+    json.dump(meta, open(meta_path, "w"))
+    before = WorldModel.load(final)
+    info = refit_prior(final, tiny_reach_dataset, epochs=60, lr=3e-3)
+    assert info["transitions"] > 0 and info["val_transitions"] > 0
+    assert info["train_ce_after"] < info["train_ce_before"] - 0.1 and info["best_epoch"] > 0
+    after = WorldModel.load(final)
+    assert read_meta(final)["prior_refit"]["best_epoch"] == info["best_epoch"]
+    changed = {k for k, v in after.state_dict().items() if not torch.equal(v, before.state_dict()[k])}
+    assert changed and all(k.startswith("latent.prior_net.") for k in changed)
+    res = run_cli("refit-prior", final, "epochs=2", f"data={tiny_reach_dataset}")
+    assert res.returncode == 0, res.stderr
+    assert "prior of" in res.stdout + res.stderr
+    res = run_cli("refit-prior", final, "epoch=2")
+    assert res.returncode == 2 and "unknown: epoch" in res.stdout + res.stderr
+    with pytest.raises(FileNotFoundError, match="not a dataset directory"):
+        refit_prior(final, str(tmp_path / "nowhere"))
+    gauss = str(tmp_path / "gauss")
+    train_world_model(tiny_reach_dataset, gauss, ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=32), obj, tcfg(2), encoder_ckpt=ck, val_fraction=0.25)
+    with pytest.raises(ValueError, match="categorical latent"):
+        refit_prior(os.path.join(gauss, "final"), tiny_reach_dataset)

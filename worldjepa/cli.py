@@ -145,6 +145,15 @@ def cmd_train(cfg) -> None:
         info = add_readout(os.path.join(run_dir, "final"), str(cfg.data), max_frames=int(cfg.readout_frames))
         model = WorldModel.load(os.path.join(run_dir, "final"), map_location=next(model.parameters()).device)
         report.say(f"goal read-out fitted on {info['frames']} frames: held-out mean abs error per proprio dim {info['val_err']}")
+    if int(cfg.prior_refit_epochs) > 0 and pred.z_dim and pred.z_kind == "categorical" and pred.proprio_dim:
+        from worldjepa.train.prior_fit import refit_prior
+
+        info = refit_prior(os.path.join(run_dir, "final"), str(cfg.data), epochs=int(cfg.prior_refit_epochs))
+        model = WorldModel.load(os.path.join(run_dir, "final"), map_location=next(model.parameters()).device)
+        report.say(
+            f"prior refitted on its codes' winners ({info['transitions']} transitions): held-out cross-entropy "
+            f"{info['val_ce_before']:.3f} -> {info['val_ce_after']:.3f} nats (epoch {info['best_epoch']} of {info['epochs']})"
+        )
     if int(cfg.eval_horizon) > 0:
         import envs  # only the evaluation needs the simulator (for the probed quantity)
         from worldjepa.train.checkpoint import read_meta
@@ -231,6 +240,33 @@ def cmd_readout(argv: list[str]) -> int:
         report.error(str(exc))
         return 2
     report.say(f"goal read-out of {args[0]}: ridge on {info['frames']} frames, held-out mean abs error per proprio dim {info['val_err']}")
+    return 0
+
+
+def cmd_refit_prior(argv: list[str]) -> int:
+    """worldjepa refit-prior <ckpt> [data=<dir>] [epochs=<n>]: refit the prior of an existing categorical latent model."""
+    from worldjepa.train.prior_fit import refit_prior
+
+    args = [a for a in argv if "=" not in a]
+    opts = dict(a.split("=", 1) for a in argv if "=" in a)
+    unknown = set(opts) - {"data", "epochs"}
+    if len(args) != 1 or unknown:
+        report.error(
+            f"usage: worldjepa refit-prior <world-model checkpoint dir> [data=<dir>] [epochs=<n>]{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}"
+        )
+        return 2
+    from worldjepa.data.episodes import DatasetError
+    from worldjepa.train.checkpoint import CheckpointError
+
+    try:
+        info = refit_prior(args[0], opts.get("data"), epochs=int(opts.get("epochs", 300)))
+    except (ValueError, FileNotFoundError, DatasetError, CheckpointError) as exc:
+        report.error(str(exc))
+        return 2
+    report.say(
+        f"prior of {args[0]} refitted on {info['transitions']} transitions: held-out cross-entropy {info['val_ce_before']:.3f} -> "
+        f"{info['val_ce_after']:.3f} nats (epoch {info['best_epoch']} of {info['epochs']})"
+    )
     return 0
 
 
@@ -492,6 +528,7 @@ commands:
   dataset     inspect a dataset: worldjepa dataset info <dir> | verify <dir>
   ship        store a trained world model in the package as its task's default: worldjepa ship <run>/final
   readout     fit the goal read-out (proprio from a goal image) of a trained model: worldjepa readout <run>/final
+  refit-prior refit the prior of a categorical latent model on its codes' winners: worldjepa refit-prior <run>/final
 """
 
 
@@ -514,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_ship(rest)
     if name == "readout":
         return cmd_readout(rest)
+    if name == "refit-prior":
+        return cmd_refit_prior(rest)
     report.error(f"unknown command {name!r}")
     report.say(USAGE)
     return 2
