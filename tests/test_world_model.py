@@ -289,6 +289,11 @@ def test_latent_rollout_cached_equals_uncached(latent_model):
     a, ap = model.rollout(ctx, acts, prop, use_cache=True)
     b, bp = model.rollout(ctx, acts, prop, use_cache=False)
     assert torch.allclose(a, b, atol=1e-5) and torch.allclose(ap, bp, atol=1e-5)
+    shift = lambda p: p + 0.1  # noqa: E731  a perturbation of each predicted proprio, fed to the next step
+    zc = torch.zeros(2, 1, model.latent.cfg.z_dim)
+    a2, ap2 = model.predictor.rollout(ctx, acts, prop, use_cache=True, z_context=zc, z_next=lambda s, p, a: zc, perturb=shift)
+    b2, bp2 = model.predictor.rollout(ctx, acts, prop, use_cache=False, z_context=zc, z_next=lambda s, p, a: zc, perturb=shift)
+    assert torch.allclose(a2, b2, atol=1e-5) and torch.allclose(ap2, bp2, atol=1e-5)
 
 
 @pytest.mark.parametrize("stopgrad", [False, True])
@@ -370,6 +375,41 @@ def test_common_random_numbers_score_candidates_on_the_same_futures(latent_model
     assert torch.equal(cost(cands), cost(cands))
     loose = goal_cost(model, ctx, goal, prop, futures=6, risk="cvar", alpha=0.5, common_noise=False)
     assert not torch.equal(loose(cands), loose(cands))
+
+
+def test_proprio_noise_puts_the_models_error_into_each_future(latent_model):
+    """``proprio_noise``: each future's predicted proprio gets a normal error of that std at
+    every step, which the next step starts from; shared by the candidates under common
+    random numbers; 0 changes nothing; bad values are refused."""
+    from worldjepa.eval.planning import goal_cost
+
+    model, _ = latent_model
+    torch.manual_seed(6)
+    ctx = model.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8)).expand(2, -1, -1, -1)
+    prop = torch.randn(1, 1, 6).expand(2, -1, -1)
+    acts = (torch.rand(1, 3, 2) * 2 - 1).expand(2, -1, -1)  # two identical candidates
+    k = 400
+
+    def futures(noise, seed=0):
+        return model.sample_futures(ctx, acts, k, prop, generator=torch.Generator().manual_seed(seed), common=True, proprio_noise=noise)
+
+    s0, p0 = futures(0.0)
+    s1, p1 = model.sample_futures(ctx, acts, k, prop, generator=torch.Generator().manual_seed(0), common=True)
+    assert torch.equal(p0, p1) and torch.equal(s0, s1)  # 0: the futures of old
+    s, p = futures(0.05, seed=1)
+    assert torch.equal(p[0], p[1]) and torch.equal(s[0], s[1])  # the same scenarios for both candidates
+    # the first step's error against the same draws without noise: std 0.05 in every dimension
+    base = model.sample_futures(ctx, acts, k, prop, generator=torch.Generator().manual_seed(1), common=True)[1]
+    first = (p - base)[0, :, 0]  # (k, 6); z draws come first from the generator, so the same z as without noise
+    assert torch.allclose(first.std(0), torch.full((6,), 0.05), rtol=0.2)
+    assert (s[0, :, 1:] - s0[0, :, 1:]).abs().amax() > 0  # the next steps start from the perturbed proprio
+    with pytest.raises(ValueError, match="proprio_noise must be >= 0"):
+        futures(-0.1)
+    with pytest.raises(ValueError, match="needs risk.futures > 1"):
+        goal_cost(model, ctx[:1], torch.randn(1, 1, 48), prop[:1], proprio_noise=0.02)
+    cands = torch.rand(1, 5, 3, 2) * 2 - 1
+    cost = goal_cost(model, ctx[:1], torch.randn(1, 1, 48), prop[:1], futures=4, risk="cvar", alpha=0.25, proprio_noise=0.02)
+    assert torch.equal(cost(cands), cost(cands))  # still common random numbers across iterations
 
 
 def test_plan_config_energy_all_steps():

@@ -310,6 +310,7 @@ def plan_cost_kwargs(cfg) -> dict:
         "beta": float(cfg.risk.beta),
         "alpha": float(cfg.risk.alpha),
         "common_noise": bool(cfg.risk.common_noise),
+        "proprio_noise": float(cfg.risk.proprio_noise),
         "hold": bool(cfg.hold_actions),
         "action_weight": float(cfg.energy_action_weight),
         "latent_weight": float(cfg.energy_latent_weight),

@@ -307,11 +307,13 @@ class WorldModel(nn.Module):
         generator: torch.Generator | None = None,
         use_cache: bool = True,
         noise=None,
+        perturb=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rollout of a latent model. Observed transitions inside the context use the
         posterior (the next state is known); every other step draws z from the prior
         (``sample``) or takes its mean. ``noise``: a callable giving the noise of each
-        successive draw (``Latent.sample``), instead of the generator."""
+        successive draw (``Latent.sample``), instead of the generator. ``perturb``: as in
+        ``Predictor.rollout``."""
         lat = self.latent
         C = context.shape[1]
         prop = proprio if self.spec.proprio_dim else None
@@ -328,7 +330,7 @@ class WorldModel(nn.Module):
         def z_next(s, p, a):
             return draw(lat.prior(self.latent_features(s, p)[:, 0], a[:, 0])).unsqueeze(1)
 
-        return self.predictor.rollout(context, full, prop, use_cache=use_cache, z_context=torch.stack(zs, 1), z_next=z_next)
+        return self.predictor.rollout(context, full, prop, use_cache=use_cache, z_context=torch.stack(zs, 1), z_next=z_next, perturb=perturb)
 
     @torch.no_grad()
     def sample_futures(
@@ -340,6 +342,7 @@ class WorldModel(nn.Module):
         context_actions: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
         common: bool = False,
+        proprio_noise: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """k sampled futures per candidate, batched with the candidates and KV-cached.
 
@@ -347,12 +350,22 @@ class WorldModel(nn.Module):
         ``common``: common random numbers; future j of every candidate draws its z from
         the same noise, so candidates are compared on the same k scenarios (a candidate
         cannot look safe because its own draws happened to miss the risk).
+        ``proprio_noise``: the std (proprio units) of a normal error added to each
+        predicted proprio step of each future, which the next step then starts from: the
+        futures then also hold the model's own imprecision, not only the task's chance, so
+        a plan that needs a precise prediction to pass a hazard is scored as risky (a
+        perfect model with 2 cm of such error still plans 88 % on Hazard, docs/BENCHMARKS.md
+        section 5). Drawn from ``generator``, shared by the candidates with ``common``.
 
         Returns:
             states (B, k, H, K, D) and proprio (B, k, H, P) or None.
         """
         if k <= 0:
             raise ValueError(f"k (futures per candidate) must be >= 1, got {k}")
+        if not proprio_noise >= 0:
+            raise ValueError(f"proprio_noise must be >= 0 (a std in proprio units), got {proprio_noise}")
+        if proprio_noise > 0 and not self.spec.proprio_dim:
+            raise ValueError("proprio_noise > 0 needs a model that predicts proprio (this one has proprio_dim = 0)")
         if self.latent is None:
             raise ValueError(
                 "this checkpoint has no latent variable (predictor.z_dim = 0): it predicts one future; train with predictor.z_dim > 0 to sample several"
@@ -370,7 +383,15 @@ class WorldModel(nn.Module):
                 n = self.latent.draw_noise(k, generator)  # (k, *noise_shape)
                 return n.repeat(B, *([1] * (n.dim() - 1))).to(context.device)  # (B*k, *noise_shape)
 
-        states, props = self._latent_rollout(rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise)
+        perturb = None
+        if proprio_noise > 0:
+
+            def perturb(p):  # p (B*k, 1, P): one normal draw per future, tiled over the candidates when common
+                n = torch.randn((k if common else B * k, 1, p.shape[-1]), generator=generator)
+                n = n.repeat(B, 1, 1) if common else n
+                return p + proprio_noise * n.to(p)
+
+        states, props = self._latent_rollout(rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise, perturb=perturb)
         return states.view(B, k, *states.shape[1:]), (props.view(B, k, *props.shape[1:]) if props is not None else None)
 
     @staticmethod

@@ -55,6 +55,7 @@ def goal_cost(
     action_weight: float = 0.0,
     latent_weight: float = 1.0,
     proprio_scale: str = "decoder",
+    proprio_noise: float = 0.0,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -88,6 +89,8 @@ def goal_cost(
             0 plans on the proprio term alone.
         proprio_scale: "decoder" | "readout", what each proprio dimension's distance is
             divided by (``WorldModel.proprio_distance``).
+        proprio_noise: with ``futures > 1``, the std of the model's own error added to each
+            predicted proprio step of each future (``WorldModel.sample_futures``).
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -104,6 +107,8 @@ def goal_cost(
         raise ValueError(f"futures (sampled futures per candidate) must be >= 1, got {futures}")
     if futures > 1 and wm.latent is None:
         raise ValueError("futures > 1 needs a model with a latent variable (predictor.z_dim > 0); this one predicts a single future")
+    if proprio_noise and futures <= 1:
+        raise ValueError(f"risk.proprio_noise={proprio_noise} perturbs sampled futures: it needs risk.futures > 1")
     gen = torch.Generator().manual_seed(0)
     # the observation and goal are constants of the plan (no graph back into the encoder)
     context, goal = context.detach(), goal.detach()
@@ -123,7 +128,7 @@ def goal_cost(
         if futures > 1:  # (B*N, k, H, ...) -> energies (B*N, k) -> one risk-aggregated cost
             if common_noise:
                 gen.manual_seed(noise_seed)
-            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen, common=common_noise)
+            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen, common=common_noise, proprio_noise=proprio_noise)
             g = goal.expand(B * N, -1, -1).unsqueeze(1)
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)

@@ -344,6 +344,7 @@ class ACPredictor(nn.Module):
         use_cache: bool = True,
         z_context: torch.Tensor | None = None,
         z_next=None,
+        perturb=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Autoregressive rollout from a context (differentiable when the inputs require grad,
         for gradient planners; call it under ``torch.no_grad()`` otherwise).
@@ -357,6 +358,9 @@ class ACPredictor(nn.Module):
             z_context: (B, C, Z) latents of the context steps (models with z_dim > 0).
             z_next: for those models, ``z_next(state (B, 1, K, E), proprio (B, 1, P) or None,
                 action (B, 1, A)) -> (B, 1, Z)``, the latent of each predicted step.
+            perturb: ``perturb(proprio (B, 1, P)) -> (B, 1, P)``, applied to each predicted
+                proprio before it is returned and fed to the next step (sampled futures
+                with the model's own error, ``WorldModel.sample_futures``).
 
         Returns:
             predicted states (B, H, K, E) and proprio (B, H, P) or None.
@@ -372,11 +376,13 @@ class ACPredictor(nn.Module):
             cache = [{} for _ in self.blocks]
             nxt, prop = self.step(states, actions[:, :C], proprio, cache, 0, z=z_context)
             s, p = nxt[:, -1:], (prop[:, -1:] if prop is not None else None)
+            p = perturb(p) if perturb is not None and p is not None else p
             preds.append(s)
             props.append(p)
             for h in range(1, H):
                 a = actions[:, C + h - 1 : C + h]
                 s, p = self.step(s, a, p, cache, C + h - 1, z=z_next(s, p, a) if z_next is not None else None)
+                p = perturb(p) if perturb is not None and p is not None else p
                 preds.append(s)
                 props.append(p)
         else:
@@ -384,6 +390,7 @@ class ACPredictor(nn.Module):
             for h in range(H):
                 nxt, prop = self.forward(seq_s, actions[:, : C + h], seq_p, z=seq_z)
                 s, p = nxt[:, -1:], (prop[:, -1:] if prop is not None else None)
+                p = perturb(p) if perturb is not None and p is not None else p
                 preds.append(s)
                 props.append(p)
                 seq_s = torch.cat([seq_s, s], 1)
