@@ -21,6 +21,10 @@ Figures, read through the predicted proprio position (x, y):
 * where the pits are lost: which outcome each sample lies nearest (the push up, the push
   down, or no push, each replayed in the simulator), and of the samples that head for an
   outcome in a pit, how many land in the pit;
+* for a categorical z, the prior against the codes: how much of its mass goes to codes
+  that predict one of the outcomes, and to the code that fits the recorded one best (a
+  prior that names the wrong codes loses outcomes the codes can predict; ``worldjepa
+  refit-prior`` refits it);
 * futures from 2 and 3 model steps before the gust's step (what a planner sees coming):
   the share that ends in a pit against the true probability, and their coverage;
 * the error with z from the posterior (which sees the real next frame), or for a model
@@ -193,6 +197,8 @@ def main() -> None:
         f"samples that take a pit outcome's direction: {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {pit_s[gi][to_pit].mean():.0%}, "
         f"short of it in |y| by {y_shortfall(smp_xy[gi], modes3, near, to_pit):+.3f} m on average"
     )
+    if lat.latent.cfg.kind == "categorical":
+        prior_on_codes(lat, ctx_l[gi], a[gi], p0[gi], modes3, true_xy[gi])
     if lat.predictor.cfg.z_null:  # how much of the prior is on "nothing random happened"
         with torch.no_grad():
             p_null = lat.latent.prior(lat.latent_features(ctx_l, p0)[:, 0], a[:, 0])[0][..., 0, 0].exp().numpy()
@@ -205,6 +211,28 @@ def main() -> None:
         gust_ahead(lat, val, args.k, ahead, sim)
     if args.png:
         futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)
+
+
+def prior_on_codes(lat, ctx, a, p0, outcomes: np.ndarray, true_xy: np.ndarray) -> None:
+    """A categorical model's prior against its own codes, on gust cases: every code's
+    one-step prediction (N, M, 2), the prior's probability of each code, and the three
+    outcomes (N, 3, 2): how often some code predicts each outcome to within 0.06 m, how
+    much prior mass goes to such codes and to codes far from every outcome, and how much
+    to the code that fits the recorded outcome best (the one a refitted prior learns)."""
+    with torch.no_grad():
+        codes = lat.latent.all_codes()
+        every = torch.stack([lat.predictor(ctx, a, p0, z=c.expand(len(a), 1, -1))[1][:, 0, :2] for c in codes], 1).numpy()
+        prob = lat.latent.code_log_probs(lat.latent.prior(lat.latent_features(ctx, p0)[:, 0], a[:, 0])).exp().numpy()  # (N, M)
+    d = np.linalg.norm(every[:, :, None] - outcomes[:, None], axis=-1)  # (N, M, 3)
+    close = d < 0.06
+    best = np.linalg.norm(every - true_xy[:, None], axis=-1).argmin(1)
+    print(
+        f"prior against the {len(codes)} codes, gust cases: some code within 0.06 m of the push up / down / no push "
+        f"{close[:, :, 0].any(1).mean():.0%} / {close[:, :, 1].any(1).mean():.0%} / {close[:, :, 2].any(1).mean():.0%}; "
+        f"prior mass on such codes {(prob * close[:, :, 0]).sum(1).mean():.2f} / {(prob * close[:, :, 1]).sum(1).mean():.2f} / "
+        f"{(prob * close[:, :, 2]).sum(1).mean():.2f}, on codes far from every outcome {(prob * ~close.any(-1)).sum(1).mean():.2f}; "
+        f"on the code that fits the recorded outcome best {prob[np.arange(len(best)), best].mean():.2f}"
+    )
 
 
 def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) -> None:
