@@ -405,6 +405,8 @@ def test_proprio_noise_puts_the_models_error_into_each_future(latent_model):
     assert (s[0, :, 1:] - s0[0, :, 1:]).abs().amax() > 0  # the next steps start from the perturbed proprio
     with pytest.raises(ValueError, match="proprio_noise must be >= 0"):
         futures(-0.1)
+    with pytest.raises(ValueError, match="proprio_noise must be >= 0"):
+        goal_cost(model, ctx[:1], torch.randn(1, 1, 48), prop[:1], futures=4, proprio_noise=-1.0)
     with pytest.raises(ValueError, match="needs risk.futures > 1"):
         goal_cost(model, ctx[:1], torch.randn(1, 1, 48), prop[:1], proprio_noise=0.02)
     cands = torch.rand(1, 5, 3, 2) * 2 - 1

@@ -148,7 +148,7 @@ def cmd_train(cfg) -> None:
     if int(cfg.prior_refit_epochs) > 0 and pred.z_dim and pred.z_kind == "categorical" and pred.proprio_dim:
         from worldjepa.train.prior_fit import refit_prior
 
-        info = refit_prior(os.path.join(run_dir, "final"), str(cfg.data), epochs=int(cfg.prior_refit_epochs))
+        info = refit_prior(os.path.join(run_dir, "final"), str(cfg.data), epochs=int(cfg.prior_refit_epochs), device=next(model.parameters()).device)
         model = WorldModel.load(os.path.join(run_dir, "final"), map_location=next(model.parameters()).device)
         report.say(
             f"prior refitted on its codes' winners ({info['transitions']} transitions): held-out cross-entropy "

@@ -107,6 +107,8 @@ def goal_cost(
         raise ValueError(f"futures (sampled futures per candidate) must be >= 1, got {futures}")
     if futures > 1 and wm.latent is None:
         raise ValueError("futures > 1 needs a model with a latent variable (predictor.z_dim > 0); this one predicts a single future")
+    if not proprio_noise >= 0:
+        raise ValueError(f"risk.proprio_noise must be >= 0 (a std in proprio units), got {proprio_noise}")
     if proprio_noise and futures <= 1:
         raise ValueError(f"risk.proprio_noise={proprio_noise} perturbs sampled futures: it needs risk.futures > 1")
     gen = torch.Generator().manual_seed(0)

@@ -117,16 +117,16 @@ def fit_prior(latent, train: tuple, val: tuple, epochs: int, lr: float = 1e-3, b
     }
 
 
-def refit_prior(checkpoint: str, data: str | None = None, epochs: int = 300, lr: float = 1e-3, seed: int = 0) -> dict:
+def refit_prior(checkpoint: str, data: str | None = None, epochs: int = 300, lr: float = 1e-3, seed: int = 0, device: str | torch.device = "cpu") -> dict:
     """Refit the prior of the categorical latent model at ``checkpoint`` (module docstring)
     and rewrite the checkpoint in place, atomically; meta.json keeps everything else and
     records the refit under ``prior_refit``. ``data``: the training dataset, by default the
-    one named in the checkpoint's meta.json."""
+    one named in the checkpoint's meta.json. ``device``: where the model runs for it."""
     from worldjepa.train.checkpoint import read_meta
     from worldjepa.world_model import WorldModel
 
     meta = read_meta(checkpoint)
-    wm = WorldModel.load(checkpoint)
+    wm = WorldModel.load(checkpoint, map_location=device)
     if wm.latent is None or wm.latent.cfg.kind != "categorical":
         raise ValueError(f"{checkpoint}: refitting the prior needs a categorical latent variable (predictor.z_dim > 0, predictor.z_kind=categorical)")
     if not wm.spec.proprio_dim:
