@@ -219,55 +219,52 @@ def cmd_ship(argv: list[str]) -> int:
     return 0
 
 
-def cmd_readout(argv: list[str]) -> int:
-    """worldjepa readout <ckpt> [data=<dir>] [frames=<n>]: fit the goal read-out of an existing world model."""
-    from worldjepa.train.readout import add_readout
-
+def _checkpoint_command(argv: list[str], name: str, options: dict[str, str], run) -> int:
+    """A command on one checkpoint: ``worldjepa <name> <ckpt> [key=<value> ...]`` with the
+    keys of ``options`` (key -> placeholder for the usage line). ``run(ckpt, opts)`` does
+    the work and returns the line to print; a usage error or a refused input exits 2."""
     args = [a for a in argv if "=" not in a]
     opts = dict(a.split("=", 1) for a in argv if "=" in a)
-    unknown = set(opts) - {"data", "frames"}
+    unknown = set(opts) - set(options)
     if len(args) != 1 or unknown:
-        report.error(
-            f"usage: worldjepa readout <world-model checkpoint dir> [data=<dir>] [frames=<n>]{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}"
-        )
+        usage = " ".join(f"[{k}={v}]" for k, v in options.items())
+        report.error(f"usage: worldjepa {name} <world-model checkpoint dir> {usage}{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}")
         return 2
     from worldjepa.data.episodes import DatasetError
     from worldjepa.train.checkpoint import CheckpointError
 
     try:
-        info = add_readout(args[0], opts.get("data"), max_frames=int(opts.get("frames", 6000)))
+        message = run(args[0], opts)
     except (ValueError, FileNotFoundError, DatasetError, CheckpointError) as exc:
         report.error(str(exc))
         return 2
-    report.say(f"goal read-out of {args[0]}: ridge on {info['frames']} frames, held-out mean abs error per proprio dim {info['val_err']}")
+    report.say(message)
     return 0
+
+
+def cmd_readout(argv: list[str]) -> int:
+    """worldjepa readout <ckpt> [data=<dir>] [frames=<n>]: fit the goal read-out of an existing world model."""
+    from worldjepa.train.readout import add_readout
+
+    def run(ckpt: str, opts: dict) -> str:
+        info = add_readout(ckpt, opts.get("data"), max_frames=int(opts.get("frames", 6000)))
+        return f"goal read-out of {ckpt}: ridge on {info['frames']} frames, held-out mean abs error per proprio dim {info['val_err']}"
+
+    return _checkpoint_command(argv, "readout", {"data": "<dir>", "frames": "<n>"}, run)
 
 
 def cmd_refit_prior(argv: list[str]) -> int:
     """worldjepa refit-prior <ckpt> [data=<dir>] [epochs=<n>]: refit the prior of an existing categorical latent model."""
     from worldjepa.train.prior_fit import refit_prior
 
-    args = [a for a in argv if "=" not in a]
-    opts = dict(a.split("=", 1) for a in argv if "=" in a)
-    unknown = set(opts) - {"data", "epochs"}
-    if len(args) != 1 or unknown:
-        report.error(
-            f"usage: worldjepa refit-prior <world-model checkpoint dir> [data=<dir>] [epochs=<n>]{'; unknown: ' + ', '.join(sorted(unknown)) if unknown else ''}"
+    def run(ckpt: str, opts: dict) -> str:
+        info = refit_prior(ckpt, opts.get("data"), epochs=int(opts.get("epochs", 300)))
+        return (
+            f"prior of {ckpt} refitted on {info['transitions']} transitions: held-out cross-entropy {info['val_ce_before']:.3f} -> "
+            f"{info['val_ce_after']:.3f} nats (epoch {info['best_epoch']} of {info['epochs']})"
         )
-        return 2
-    from worldjepa.data.episodes import DatasetError
-    from worldjepa.train.checkpoint import CheckpointError
 
-    try:
-        info = refit_prior(args[0], opts.get("data"), epochs=int(opts.get("epochs", 300)))
-    except (ValueError, FileNotFoundError, DatasetError, CheckpointError) as exc:
-        report.error(str(exc))
-        return 2
-    report.say(
-        f"prior of {args[0]} refitted on {info['transitions']} transitions: held-out cross-entropy {info['val_ce_before']:.3f} -> "
-        f"{info['val_ce_after']:.3f} nats (epoch {info['best_epoch']} of {info['epochs']})"
-    )
-    return 0
+    return _checkpoint_command(argv, "refit-prior", {"data": "<dir>", "epochs": "<n>"}, run)
 
 
 def _all_steps_weight(value) -> float:

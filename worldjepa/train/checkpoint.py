@@ -97,6 +97,21 @@ def read_meta(path: str) -> dict[str, Any]:
         raise CheckpointError(f"{meta_path}: not valid JSON ({exc})") from None
 
 
+def training_episodes(meta: dict[str, Any], data: str | None, what: str):
+    """The dataset a checkpoint was trained on and its split: ``data``, or the dataset
+    named in ``meta`` -> (EpisodeStore, training episodes, held-out episodes), each list
+    cut to the episodes the store holds. ``what`` says what needs the data, for the error
+    (e.g. "the read-out is fitted")."""
+    from worldjepa.data.episodes import EpisodeStore
+
+    data = data or meta.get("data")
+    if not data or not os.path.isdir(data):
+        raise FileNotFoundError(f"{what} on the model's training data: {data!r} is not a dataset directory; pass data=<dir>")
+    store = EpisodeStore(data)
+    n = len(store)
+    return store, [e for e in meta.get("train_episodes", range(n)) if e < n], [e for e in meta.get("val_episodes", []) if e < n]
+
+
 def load_state(path: str, file: str = "model.safetensors") -> dict[str, torch.Tensor]:
     """Tensors of a checkpoint file (safetensors only: no code is executed)."""
     full = os.path.join(path, file)

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import os
 
 import numpy as np
 import torch
@@ -122,7 +121,7 @@ def refit_prior(checkpoint: str, data: str | None = None, epochs: int = 300, lr:
     and rewrite the checkpoint in place, atomically; meta.json keeps everything else and
     records the refit under ``prior_refit``. ``data``: the training dataset, by default the
     one named in the checkpoint's meta.json. ``device``: where the model runs for it."""
-    from worldjepa.train.checkpoint import read_meta
+    from worldjepa.train.checkpoint import read_meta, training_episodes
     from worldjepa.world_model import WorldModel
 
     meta = read_meta(checkpoint)
@@ -131,13 +130,7 @@ def refit_prior(checkpoint: str, data: str | None = None, epochs: int = 300, lr:
         raise ValueError(f"{checkpoint}: refitting the prior needs a categorical latent variable (predictor.z_dim > 0, predictor.z_kind=categorical)")
     if not wm.spec.proprio_dim:
         raise ValueError(f"{checkpoint}: the refit picks each step's code by its proprio prediction, and this model predicts no proprio")
-    data = data or meta.get("data")
-    if not data or not os.path.isdir(data):
-        raise FileNotFoundError(f"the prior is refitted on the model's training data: {data!r} is not a dataset directory; pass data=<dir>")
-    store = EpisodeStore(data)
-    n = len(store)
-    train_eps = [e for e in meta.get("train_episodes", range(n)) if e < n]
-    val_eps = [e for e in meta.get("val_episodes", []) if e < n]
+    store, train_eps, val_eps = training_episodes(meta, data, "the prior is refitted")
     if not val_eps:
         raise ValueError(f"{checkpoint}: the refit keeps the epoch that does best on held-out episodes, and its meta.json lists none")
     obj = meta.get("objective", {})

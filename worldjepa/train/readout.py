@@ -134,20 +134,12 @@ def add_readout(checkpoint: str, data: str | None = None, max_frames: int = 6000
     """Fit the goal read-out of the world model at ``checkpoint`` and rewrite it in place
     (atomically; its meta.json keeps everything else). ``data``: the training dataset,
     by default the one named in the checkpoint's meta.json."""
-    import os
-
-    from worldjepa.train.checkpoint import read_meta
+    from worldjepa.train.checkpoint import read_meta, training_episodes
     from worldjepa.world_model import WorldModel
 
     meta = read_meta(checkpoint)
     wm = WorldModel.load(checkpoint)
-    data = data or meta.get("data")
-    if not data or not os.path.isdir(data):
-        raise FileNotFoundError(f"the read-out is fitted on the model's training data: {data!r} is not a dataset directory; pass data=<dir>")
-    store = EpisodeStore(data)
-    n = len(store)
-    train_eps = [e for e in meta.get("train_episodes", range(n)) if e < n]
-    val_eps = [e for e in meta.get("val_episodes", []) if e < n]
+    store, train_eps, val_eps = training_episodes(meta, data, "the read-out is fitted")
     info = fit_goal_readout(wm, store, train_eps, val_eps, max_frames=max_frames)
     wm.save(checkpoint, meta={k: v for k, v in meta.items() if k != "readout"})
     return info
