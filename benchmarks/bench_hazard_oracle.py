@@ -41,7 +41,17 @@ FRAMESKIP = 5  # env steps per model step on Hazard (the world model's frameskip
 
 
 def make_cost(
-    sim, snap: dict, goal_xy: np.ndarray, futures: int, kind: str, alpha: float, all_steps: float, noise_seed: int, push: float, pos_noise: float = 0.0
+    sim,
+    snap: dict,
+    goal_xy: np.ndarray,
+    futures: int,
+    kind: str,
+    alpha: float,
+    all_steps: float,
+    noise_seed: int,
+    push: float,
+    pos_noise: float = 0.0,
+    norm: str = "l2",
 ):
     sim.gust_push = push
 
@@ -61,17 +71,18 @@ def make_cost(
                         if err is not None and sim.snapshot()["trapped_at"] is None:  # a pit holds the agent still
                             sim.data.qpos[:2] += err[h]
                             xy = sim.data.qpos[:2].copy()
-                        d[h] = np.linalg.norm(xy - goal_xy)
+                        d[h] = np.linalg.norm(xy - goal_xy) if norm == "l2" else np.abs(xy - goal_xy).sum()
                     e[b, n, j] = (1 - all_steps) * d[-1] + all_steps * d.mean()
         return aggregate(torch.from_numpy(e), kind, 0.0, alpha)
 
     return cost
 
 
-def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: float) -> tuple[bool, bool, float]:
+def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: float) -> tuple[bool, bool, float, list[np.ndarray]]:
+    """One MPC episode -> (success, trapped, final distance, the proprio one env step before each push)."""
     obs, info = env.reset(seed=seed)
     goal_xy = np.asarray(info["goal_state"])[:2]
-    state = {"info": info}
+    state = {"info": info, "proprio": obs["proprio"], "entries": []}
     replans = [0]
 
     def make(_):
@@ -79,17 +90,20 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: 
         futures = 1 if kind in ("one", "calm") else args.futures
         agg = "mean" if kind in ("one", "calm") else kind
         push = 0.0 if kind == "calm" else model_push
-        return make_cost(sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push, args.model_noise)
+        return make_cost(sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push, args.model_noise, args.norm)
 
     def act(a: torch.Tensor) -> bool:
         for _ in range(FRAMESKIP):
-            _, _, _, _, state["info"] = env.step(np.clip(a.numpy(), -1, 1).astype(np.float32))
+            o, _, _, _, state["info"] = env.step(np.clip(a.numpy(), -1, 1).astype(np.float32))
+            if state["info"]["pushed"]:
+                state["entries"].append(state["proprio"])
+            state["proprio"] = o["proprio"]
         return False
 
     planner = CEM(horizon=args.horizon, action_dim=2, samples=args.samples, elites=args.elites, iterations=args.iterations, seed=seed)
     MPC(planner, execute=1, budget=args.budget // FRAMESKIP, shrink=True).run(lambda: None, make, act)
     inf = state["info"]
-    return bool(inf["is_success"]), bool(inf["trapped"]), float(inf["distance"])
+    return bool(inf["is_success"]), bool(inf["trapped"]), float(inf["distance"]), state["entries"]
 
 
 def main() -> None:
@@ -104,6 +118,12 @@ def main() -> None:
     ap.add_argument("--elites", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=4)
     ap.add_argument("--budget", type=int, default=100, help="env steps per episode (Hazard's plan_budget)")
+    ap.add_argument(
+        "--norm",
+        default="l2",
+        choices=("l2", "l1"),
+        help="distance to the goal: l2 (Euclidean) or l1 (the sum of |dx| and |dy|, the form of worldjepa's proprio energy term)",
+    )
     ap.add_argument("--model-noise", type=float, default=0.0, help="metres of normal error added to the model's position after each model step")
     ap.add_argument("--model-push", default=None, help="comma list of push sizes (m) the simulated model uses; default: the task's own")
     args = ap.parse_args()
@@ -117,18 +137,25 @@ def main() -> None:
         raise SystemExit(f"--model-noise must lie in [0, 1) m, got {args.model_noise}")
     print(
         f"Hazard, simulator as the model: CEM {args.samples} x {args.iterations} (elites {args.elites}), horizon {args.horizon} held actions, "
-        f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...), model position noise {args.model_noise} m per step"
+        f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...), model position noise {args.model_noise} m per step, {args.norm} distance"
     )
-    print(f"{'aggregate':>9s} {'all_steps':>9s} {'model push':>10s} {'success':>12s} {'trapped':>8s} {'final dist':>10s} {'s/episode':>9s}")
+    print(
+        f"{'aggregate':>9s} {'all_steps':>9s} {'model push':>10s} {'success':>12s} {'trapped':>8s} {'final dist':>10s} {'entered strip':>13s} "
+        f"{'entry |y| median':>16s} {'entry |vy| median':>17s} {'s/episode':>9s}"
+    )
     for w in (float(x) for x in args.all_steps.split(",")):
         for push in pushes:
             for kind in args.aggregate.split(","):
                 t0 = time.perf_counter()
                 res = [episode(env, sim, 1000 + i, args, kind, w, push) for i in range(args.episodes)]
-                s, tr, d = (np.array(x) for x in zip(*res))
+                s, tr, d = (np.array(x) for x in zip(*(r[:3] for r in res)))
+                entries = np.array([e for r in res for e in r[3]]).reshape(-1, 4)
+                entered = np.mean([len(r[3]) > 0 for r in res])
+                ey, evy = (f"{np.median(np.abs(entries[:, i])):.3f}" if len(entries) else "-" for i in (1, 3))
                 dt = (time.perf_counter() - t0) / args.episodes
                 print(
-                    f"{kind:>9s} {w:9.2f} {push:10.2f} {f'{s.sum()}/{len(s)} = {100 * s.mean():.0f}%':>12s} {100 * tr.mean():7.0f}% {d.mean():10.3f} {dt:9.1f}",
+                    f"{kind:>9s} {w:9.2f} {push:10.2f} {f'{s.sum()}/{len(s)} = {100 * s.mean():.0f}%':>12s} {100 * tr.mean():7.0f}% {d.mean():10.3f} "
+                    f"{100 * entered:12.0f}% {ey:>16s} {evy:>17s} {dt:9.1f}",
                     flush=True,
                 )
 

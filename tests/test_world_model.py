@@ -126,6 +126,13 @@ def test_planning_episode_and_protocol_errors(trained):
     # the start distance is the env's own distance right after reset, for every episode
     start = envs.make("reach").reset(seed=1000)[1]["distance"]
     assert summary["per_episode"][0]["start_distance"] == pytest.approx(start) and summary["start_distance_mean"] == pytest.approx(start)
+    # the path: the task's achieved state at the start and after each model step, ending where the final distance was measured
+    env = envs.make("reach").unwrapped
+    goal_state = env.reset(seed=1000)[1]["goal_state"]
+    path = summary["per_episode"][0]["path"]
+    assert len(path) == 4 and path[0] == pytest.approx(env.achieved().tolist())
+    assert env.goal_distance(np.array(path[-1]), goal_state) == pytest.approx(summary["per_episode"][0]["final_distance"])
+    assert results[0].entries is None and "entries" not in summary["per_episode"][0]  # no gusts on Reach
     with pytest.raises(ValueError, match="trained on 'reach', not 'push'"):
         evaluate("push", model, lambda: CEM(2, 2), episodes=1, budget=3, progress=False)
     with pytest.raises(ValueError, match=r"goal image must be uint8 \(64, 64, 3\)"):
@@ -210,6 +217,13 @@ def test_goal_cost_proprio_and_all_steps(decoded):
     assert torch.allclose(by_readout, (0.5 * ((pred_p[:, -1] - goal_p).abs() / err).mean(-1)).view(2, 3), atol=1e-5)
     with pytest.raises(ValueError, match="energy_proprio_scale must be"):
         goal_cost(model, ctx, goal, prop, proprio_scale="metres")
+    # energy_proprio_norm=l2: the root mean square of the scaled distances, a straight line
+    euclid = goal_cost(model, ctx, goal, prop, proprio_weight=0.5, goal_proprio=goal_p, latent_weight=0.0, proprio_norm="l2")(acts)
+    z = (pred_p[:, -1] - goal_p) / model.proprio_decoder_err
+    assert torch.allclose(euclid, (0.5 * z.norm(dim=-1) / 6**0.5).view(2, 3), atol=1e-5)
+    assert not torch.allclose(euclid, proprio_only, atol=1e-3)
+    with pytest.raises(ValueError, match="energy_proprio_norm must be 'l1' or 'l2'"):
+        goal_cost(model, ctx, goal, prop, proprio_norm="manhattan")
 
 
 def test_proprio_decoding_needs_a_decoder(tiny_reach_dataset, tmp_path):

@@ -312,6 +312,7 @@ def plan_cost_kwargs(cfg) -> dict:
         "action_weight": float(cfg.energy_action_weight),
         "latent_weight": float(cfg.energy_latent_weight),
         "proprio_scale": str(cfg.energy_proprio_scale),
+        "proprio_norm": str(cfg.energy_proprio_norm),
     }
 
 
@@ -369,6 +370,7 @@ def cmd_plan(cfg) -> None:
         energy_action_weight=cost_kw["action_weight"],
         energy_latent_weight=cost_kw["latent_weight"],
         energy_proprio_scale=cost_kw["proprio_scale"],
+        energy_proprio_norm=cost_kw["proprio_norm"],
         hold_actions=hold,
         shrink_horizon=bool(cfg.shrink_horizon),
         risk=OmegaConf.to_container(cfg.risk),

@@ -47,12 +47,15 @@ def steps_weight(all_steps: bool | float) -> float:
     return float(all_steps)
 
 
-def check_energy_terms(latent_weight: float = 1.0, proprio_scale: str = "decoder") -> None:
-    """Refuse a bad ``energy_latent_weight`` (< 0) or ``energy_proprio_scale`` (not decoder | readout)."""
+def check_energy_terms(latent_weight: float = 1.0, proprio_scale: str = "decoder", proprio_norm: str = "l1") -> None:
+    """Refuse a bad ``energy_latent_weight`` (< 0), ``energy_proprio_scale`` (not decoder |
+    readout) or ``energy_proprio_norm`` (not l1 | l2)."""
     if not latent_weight >= 0:
         raise ValueError(f"energy_latent_weight must be >= 0, got {latent_weight}")
     if proprio_scale not in ("decoder", "readout"):
         raise ValueError(f"energy_proprio_scale must be 'decoder' or 'readout', got {proprio_scale!r}")
+    if proprio_norm not in ("l1", "l2"):
+        raise ValueError(f"energy_proprio_norm must be 'l1' or 'l2', got {proprio_norm!r}")
 
 
 def shipped_model(task: str) -> str | None:
@@ -168,8 +171,15 @@ class WorldModel(nn.Module):
             raise ValueError("this model has no state decoder (predictor.state_decoder_hidden = 0, or K = all patches)")
         return self.state_decoder(states.flatten(-2))
 
-    def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor, scale: str = "decoder") -> torch.Tensor:
-        """Mean over dimensions of |pred - goal| / (error), (..., P) -> (...).
+    def proprio_distance(self, pred: torch.Tensor, goal: torch.Tensor, scale: str = "decoder", norm: str = "l1") -> torch.Tensor:
+        """Distance between proprio vectors in units of each dimension's error, (..., P) -> (...).
+
+        ``norm="l1"``: the mean over dimensions of |pred - goal| / error. ``"l2"``: the root
+        mean square of the same ratios, a Euclidean distance (divided by sqrt(P), so that
+        it equals l1 when one dimension differs). Where the proprio holds a position, l2
+        is the straight-line distance to the goal; l1 adds the axes up, so that a detour
+        sideways costs up to sqrt(2) times more and a trap ahead on the straight line looks
+        closer to the goal than the way round it (docs/BENCHMARKS.md section 5).
 
         ``scale="decoder"``: each dimension's error is the proprio decoder's training error
         (as the planning figures of Reach, TwoRoom and Push were measured). ``"readout"``:
@@ -178,7 +188,7 @@ class WorldModel(nn.Module):
         goal image cannot show (a velocity, read to 0.3 where a position reads to 0.007 on
         Hazard) weighs little. Falls back to the decoder's when no read-out was fitted.
         """
-        check_energy_terms(proprio_scale=scale)
+        check_energy_terms(proprio_scale=scale, proprio_norm=norm)
         fitted = self.readout_info is not None and "val_err" in self.readout_info
         if fitted and (scale == "readout" or self.proprio_decoder is None):
             err = torch.tensor(self.readout_info["val_err"], dtype=pred.dtype, device=pred.device)
@@ -186,7 +196,8 @@ class WorldModel(nn.Module):
             err = self.proprio_decoder_err
         else:
             err = torch.ones(pred.shape[-1], dtype=pred.dtype, device=pred.device)
-        return ((pred - goal).abs() / err.clamp_min(1e-3)).mean(-1)
+        z = (pred - goal) / err.clamp_min(1e-3)
+        return z.abs().mean(-1) if norm == "l1" else z.pow(2).mean(-1).sqrt()
 
     def goal_energy(
         self,
@@ -199,6 +210,7 @@ class WorldModel(nn.Module):
         all_steps: bool | float = False,
         latent_weight: float = 1.0,
         proprio_scale: str = "decoder",
+        proprio_norm: str = "l1",
     ) -> torch.Tensor:
         """The planning energy: ``energy`` of predicted states (..., H, K, D) to the goal's
         (..., K, D), plus ``proprio_weight`` x ``proprio_distance`` of the predicted proprio
@@ -210,16 +222,17 @@ class WorldModel(nn.Module):
         counts most and, of two plans that end alike, the one that gets there sooner wins.
         ``latent_weight`` scales the state-token term (0: the proprio term alone, for a
         model whose pooled latent tells little of the state, as on Hazard).
-        ``proprio_scale``: how the proprio dimensions are weighed (``proprio_distance``).
+        ``proprio_scale``, ``proprio_norm``: how the proprio dimensions are weighed and
+        summed (``proprio_distance``).
         """
         w = steps_weight(all_steps)
-        check_energy_terms(latent_weight, proprio_scale)
+        check_energy_terms(latent_weight, proprio_scale, proprio_norm)
         e = self.energy(pred, goal, kind=kind, last_only=True)
         if w > 0:
             e = (1 - w) * e + w * self.energy(pred, goal, kind=kind, last_only=False)
         e = latent_weight * e
         if proprio_weight > 0:
-            per_step = self.proprio_distance(pred_proprio if w > 0 else pred_proprio[..., -1:, :], goal_proprio.unsqueeze(-2), proprio_scale)
+            per_step = self.proprio_distance(pred_proprio if w > 0 else pred_proprio[..., -1:, :], goal_proprio.unsqueeze(-2), proprio_scale, proprio_norm)
             e = e + proprio_weight * ((1 - w) * per_step[..., -1] + w * per_step.mean(-1))
         return e
 

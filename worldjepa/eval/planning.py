@@ -56,6 +56,7 @@ def goal_cost(
     latent_weight: float = 1.0,
     proprio_scale: str = "decoder",
     proprio_noise: float = 0.0,
+    proprio_norm: str = "l1",
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -89,6 +90,7 @@ def goal_cost(
             0 plans on the proprio term alone.
         proprio_scale: "decoder" | "readout", what each proprio dimension's distance is
             divided by (``WorldModel.proprio_distance``).
+        proprio_norm: "l1" | "l2", how the proprio dimensions' distances are summed.
         proprio_noise: with ``futures > 1``, the std of the model's own error added to each
             predicted proprio step of each future (``WorldModel.sample_futures``).
 
@@ -98,7 +100,7 @@ def goal_cost(
 
     check_risk(risk, beta, alpha)
     steps_weight(all_steps)  # fail on a bad weight now, not at the first plan
-    check_energy_terms(latent_weight, proprio_scale)
+    check_energy_terms(latent_weight, proprio_scale, proprio_norm)
     if latent_weight == 0 and proprio_weight <= 0:
         raise ValueError("energy_latent_weight=0 needs energy_proprio_weight > 0: the energy would be zero for every plan")
     if not action_weight >= 0:
@@ -145,6 +147,7 @@ def goal_cost(
             all_steps=all_steps,
             latent_weight=latent_weight,
             proprio_scale=proprio_scale,
+            proprio_norm=proprio_norm,
         )
         if futures > 1:
             e = aggregate(e, risk, beta, alpha)
@@ -167,6 +170,8 @@ class EpisodeResult:
     trap_cause: str | None = None  # when trapped: "gust" (a push within the model step before) or "drove in"
     start_distance: float = float("nan")  # the task's distance to the goal at the start: how much of it the plan closed
     pushes: int | None = None  # tasks with gusts (info["pushed"]): how many times a gust pushed the agent (the plan entered the strip)
+    path: list[list[float]] | None = None  # the task's achieved state (e.g. the agent's position) at the start and after each model step
+    entries: list[list[float]] | None = None  # tasks with gusts: the proprio one env step before each push (where and how fast the plan entered the strip)
 
 
 class TrapCause:
@@ -221,6 +226,9 @@ def run_episode(
     state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
     traps = TrapCause(window=fs)
     gusty = "pushed" in info  # a task with gusts: count them
+    achieved = getattr(env.unwrapped, "achieved", None)  # the task's goal-space state, where it has one
+    path = [np.asarray(achieved(), dtype=float).tolist()] if achieved else None
+    entries: list[list[float]] = []
 
     def observe():
         return state["obs"]
@@ -241,15 +249,22 @@ def run_episode(
         if (cost_kw or {}).get("hold"):
             a = wm.hold(a)
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
+        done = False
         for chunk in chunks:
+            before = state["obs"].get("proprio")
             o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))
             traps.update(inf)
+            if inf.get("pushed") and before is not None:
+                entries.append(np.asarray(before, dtype=float).tolist())
             state["obs"], state["info"] = o, inf
             if keep_frames:
                 state["frames"].append(o["pixels"])
             if terminated or truncated:
-                return True
-        return False
+                done = True
+                break
+        if path is not None:
+            path.append(np.asarray(achieved(), dtype=float).tolist())
+        return done
 
     model_budget = max(1, budget // fs)
     mpc = MPC(planner, execute=execute, budget=model_budget, device=device, shrink=shrink)
@@ -269,6 +284,8 @@ def run_episode(
         start_distance=start_distance,
         trap_cause=traps.cause if trapped else None,
         pushes=traps.pushes if gusty else None,
+        path=path,
+        entries=entries if gusty else None,
     )
 
 
@@ -307,6 +324,8 @@ def summarize(results: list[EpisodeResult]) -> dict:
                 **({"trapped": r.trapped} if r.trapped is not None else {}),
                 **({"trap_cause": r.trap_cause} if r.trap_cause is not None else {}),
                 **({"pushes": r.pushes} if r.pushes is not None else {}),
+                **({"entries": r.entries} if r.entries is not None else {}),
+                **({"path": r.path} if r.path is not None else {}),
             }
             for r in results
         ],
