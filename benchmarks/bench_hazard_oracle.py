@@ -90,7 +90,9 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: 
         futures = 1 if kind in ("one", "calm") else args.futures
         agg = "mean" if kind in ("one", "calm") else kind
         push = 0.0 if kind == "calm" else model_push
-        return make_cost(sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push, args.model_noise, args.norm)
+        return make_cost(
+            sim, env.unwrapped.snapshot(), goal_xy, futures, agg, args.alpha, all_steps, seed * 1000 + replans[0], push, args.model_noise, args.norm
+        )
 
     def act(a: torch.Tensor) -> bool:
         for _ in range(FRAMESKIP):
