@@ -166,7 +166,7 @@ def test_directed_policy_also_rests(name):
     start, or a world model predicts a resting agent drifting off (at the goal, say)."""
     env = envs.make(name).unwrapped
     rests = steps = 0
-    for seed in range(6):
+    for seed in range(16):  # on Hazard most episodes end in a pit early: enough of them for the free steps
         env.reset(seed=seed, options={"policy": "directed"})
         start = env.data.qpos[:2].copy()
         for _ in range(40):
@@ -257,6 +257,25 @@ def test_hazard_exploration_goes_round_the_pits():
             steps += 1
             round_steps += bool(abs(x) < 0.12 and abs(y) > 0.34)
     assert round_steps >= 0.03 * steps, (round_steps, steps)
+
+
+def test_hazard_exploration_passes_the_gap():
+    """The directed policy also drives through the gap between the strip and a pit (the
+    short safe way): some episodes cross x = 0 there with no push and no trap."""
+    env = envs.make("hazard").unwrapped
+    passes = 0
+    for seed in range(30):
+        env.reset(seed=seed, options={"policy": "directed", "policy_hold": 5})
+        free, prev_x = True, env.data.qpos[0]
+        for _ in range(40):
+            _, _, _, _, info = env.step(env.explore_action())
+            x, y = env.data.qpos[:2]
+            free = free and not info["pushed"] and not info["trapped"]
+            if free and np.sign(x) != np.sign(prev_x) and 0.12 < abs(y) < 0.2:
+                passes += 1
+                break
+            prev_x = x
+    assert passes >= 3, passes
 
 
 def test_held_policy_changes_action_only_at_decisions():
