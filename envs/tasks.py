@@ -218,7 +218,9 @@ class HazardEnv(PointMassEnv):
     up or down, each with probability 1/2: the future has two modes. Ending up in a pit
     (|x| < 0.12, 0.2 < |y| < 0.32) traps the agent for the rest of the episode. Start and
     goal lie on opposite sides; the straight route crosses the strip (short, risky), the
-    route above or below the pits (|y| > 0.36) is longer and safe.
+    route above or below the pits (|y| > 0.36) is longer and safe; between the strip and
+    a pit lies a gap 8 cm wide (0.12 < |y| < 0.2), short and safe for a planner precise
+    enough to thread it (the simulator as its own model goes that way).
 
     ``info["gust"]`` is the last push (+1 up, -1 down, 0 none yet this episode),
     ``info["pushed"]`` whether one happened during this step, and
