@@ -2,7 +2,7 @@
 
     python benchmarks/bench_hazard_oracle.py [--episodes 50] [--horizon 5] [--futures 4]
         [--aggregate mean,cvar] [--all-steps 1.0] [--samples 64 --elites 8 --iterations 4]
-        [--model-push 0.18,0.15] [--model-noise 0.02]
+        [--model-push 0.18,0.15] [--model-noise 0.02] [--norm l2|l1]
 
 The planner, MPC loop, held actions and risk aggregation are those of ``worldjepa plan
 env=hazard hold_actions=true`` (planners.CEM, planners.MPC, planners.risk.aggregate), but a
@@ -22,7 +22,14 @@ gust, which is how far a learned model's futures can fall short and what it cost
 ``--model-noise`` adds an error of that many metres (a normal draw per axis) to the
 simulated model's position after every model step of a future (drawn, like the gusts,
 from the future's generator, so common to all candidates): a model that is exact in
-expectation but imprecise step by step, as a learned one is.
+expectation but imprecise step by step, as a learned one is. ``--norm l1`` scores the
+distance as abs(dx) + abs(dy), the form of worldjepa's proprio energy term, instead of the
+straight line.
+
+Besides success and the trapped share, each row gives the share of episodes whose plan
+entered the gust strip (a push happened) and, at those entries, the median abs(y) and
+abs(vy) one env step before the push: the route the planner chose, without the coin of
+where the push lands.
 """
 
 from __future__ import annotations
