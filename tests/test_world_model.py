@@ -141,6 +141,39 @@ def test_planning_episode_and_protocol_errors(trained):
     assert lo == pytest.approx(0.786, abs=1e-3) and hi == pytest.approx(0.957, abs=1e-3)
 
 
+def test_planning_records_its_episodes_as_a_dataset(trained, tmp_path):
+    """record=: every executed episode is appended to a dataset that replays in the task,
+    from seeds off the evaluation list; a directory that is no dataset is refused."""
+    from planners import CEM
+    from worldjepa.data.episodes import DatasetError, EpisodeStore
+    from worldjepa.eval.planning import evaluate
+
+    model, _ = trained
+    out = str(tmp_path / "visits")
+
+    def plan(n):
+        return evaluate("reach", model, lambda: CEM(2, 2, samples=8, elites=2, iterations=1), episodes=n, budget=3, progress=False, first_seed=5000, record=out)
+
+    summary, results = plan(2)
+    store = EpisodeStore(out)
+    assert len(store) == 2 and [e["seed"] for e in store.entries] == [5000, 5001] and store.entries[0]["policy"] == "plan"
+    assert results[0].episode is None  # committed to disk, not kept in memory
+    ep = store.load(1)
+    assert ep["frames"].shape == (4, 64, 64, 3) and ep["actions"].shape == (3, 2) and ep["proprio"].shape[0] == 4
+    env = envs.make("reach").unwrapped
+    env.reset(seed=5001)
+    for a in ep["actions"]:  # the recorded actions replay the recorded states
+        env.step(a)
+    assert np.allclose(env.state_qpos(env.get_state()), env.state_qpos(ep["states"][-1]), atol=1e-6)
+    assert summary["per_episode"][1]["final_distance"] == pytest.approx(float(ep["distance"][-1]))
+    plan(1)  # appends
+    assert len(EpisodeStore(out)) == 3
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "notes.txt").write_text("x")
+    with pytest.raises(DatasetError, match="not a worldjepa dataset"):
+        evaluate("reach", model, lambda: CEM(2, 2), episodes=1, budget=3, progress=False, record=str(tmp_path / "junk"))
+
+
 @pytest.fixture(scope="module")
 def decoded(tiny_reach_dataset, tmp_path_factory):
     """K = 1 pooled state with a proprio decoder (the shipped recipe, tiny sizes)."""

@@ -340,6 +340,17 @@ def cmd_plan(cfg) -> None:
             raise ValueError(f"bad planner settings: {cause}") from None
 
     make_planner()  # fail early on bad planner settings
+    import warnings
+
+    from worldjepa.eval.planning import EVAL_SEED0
+
+    first, record = int(cfg.first_seed), cfg.record
+    if record is not None and first < EVAL_SEED0 + 50 and first + episodes > EVAL_SEED0:
+        warnings.warn(
+            f"record={record} with first_seed={first}: these episodes overlap the evaluation list (seeds {EVAL_SEED0}-{EVAL_SEED0 + 49}); "
+            f"a model trained on them is then evaluated on its own training data (use e.g. first_seed=100000)",
+            stacklevel=2,
+        )
     _warn_beyond_trained_horizon(ckpt, int(cfg.planner.horizon))
     out = str(cfg.out)
     cost_kw = plan_cost_kwargs(cfg)
@@ -355,6 +366,9 @@ def cmd_plan(cfg) -> None:
         progress=bool(cfg.progress),
         cost_kw=cost_kw,
         shrink=bool(cfg.shrink_horizon),
+        first_seed=first,
+        record=str(record) if record is not None else None,
+        record_info={"model": ckpt},
     )
     from omegaconf import OmegaConf
 
@@ -373,6 +387,8 @@ def cmd_plan(cfg) -> None:
         energy_proprio_norm=cost_kw["proprio_norm"],
         hold_actions=hold,
         shrink_horizon=bool(cfg.shrink_horizon),
+        first_seed=first,
+        record=str(record) if record is not None else None,
         risk=OmegaConf.to_container(cfg.risk),
     )
     os.makedirs(out, exist_ok=True)

@@ -172,6 +172,7 @@ class EpisodeResult:
     pushes: int | None = None  # tasks with gusts (info["pushed"]): how many times a gust pushed the agent (the plan entered the strip)
     path: list[list[float]] | None = None  # the task's achieved state (e.g. the agent's position) at the start and after each model step
     entries: list[list[float]] | None = None  # tasks with gusts: the proprio one env step before each push (where and how fast the plan entered the strip)
+    episode: dict[str, np.ndarray] | None = None  # with record=True: the executed episode as dataset arrays (EpisodeStore.append)
 
 
 class TrapCause:
@@ -205,8 +206,13 @@ def run_episode(
     keep_frames: bool = False,
     cost_kw: dict | None = None,
     shrink: bool = False,
+    record: bool = False,
 ) -> EpisodeResult:
     """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
+
+    ``record``: also return the executed episode as dataset arrays (every frame, env
+    action, proprio and simulator state; ``EpisodeResult.episode``), so that a model can
+    be trained on the states its own planner visits.
 
     ``budget`` counts env steps; each model action is ``frameskip`` env actions.
     ``cost_kw`` holds the energy settings passed to :func:`goal_cost` (energy, proprio_weight,
@@ -229,6 +235,8 @@ def run_episode(
     achieved = getattr(env.unwrapped, "achieved", None)  # the task's goal-space state, where it has one
     path = [np.asarray(achieved(), dtype=float).tolist()] if achieved else None
     entries: list[list[float]] = []
+    rec = {"frames": [obs["pixels"]], "actions": [], "proprio": [obs["proprio"]], "states": [info["state"]]} if record else None
+    rec_end = {"success": [info["is_success"]], "distance": [info["distance"]]} if record else None
 
     def observe():
         return state["obs"]
@@ -256,6 +264,11 @@ def run_episode(
             traps.update(inf)
             if inf.get("pushed") and before is not None:
                 entries.append(np.asarray(before, dtype=float).tolist())
+            if rec is not None:
+                for k, v in (("frames", o["pixels"]), ("actions", np.clip(chunk, -1, 1)), ("proprio", o["proprio"]), ("states", inf["state"])):
+                    rec[k].append(v)
+                rec_end["success"].append(inf["is_success"])
+                rec_end["distance"].append(inf["distance"])
             state["obs"], state["info"] = o, inf
             if keep_frames:
                 state["frames"].append(o["pixels"])
@@ -272,6 +285,19 @@ def run_episode(
     final = state["info"]
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
     trapped = bool(final["trapped"]) if "trapped" in final else None
+    episode = None
+    if rec is not None:
+        u = env.unwrapped
+        episode = {
+            "frames": np.stack(rec["frames"]),
+            "actions": np.stack(rec["actions"]).astype(np.float32),
+            "proprio": np.stack(rec["proprio"]).astype(np.float32),
+            "states": np.stack(rec["states"]).astype(np.float64),
+            "success": np.array(rec_end["success"], dtype=bool),
+            "distance": np.array(rec_end["distance"], dtype=np.float32),
+            "goal_pixels": np.asarray(u.goal_pixels).copy(),
+            "goal_state": np.asarray(u.goal_state, dtype=np.float64).copy(),
+        }
     return EpisodeResult(
         seed,
         bool(final["is_success"]),
@@ -286,6 +312,7 @@ def run_episode(
         pushes=traps.pushes if gusty else None,
         path=path,
         entries=entries if gusty else None,
+        episode=episode,
     )
 
 
@@ -368,8 +395,18 @@ def evaluate(
     progress: bool = True,
     cost_kw: dict | None = None,
     shrink: bool = False,
+    first_seed: int = EVAL_SEED0,
+    record: str | None = None,
+    record_info: dict | None = None,
 ) -> tuple[dict, list[EpisodeResult]]:
-    """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them."""
+    """Run ``episodes`` planning episodes of the fixed evaluation list and summarise them.
+
+    ``first_seed``: the reset seed of the first episode (the evaluation list starts at
+    ``EVAL_SEED0``; data for training should come from other seeds). ``record``: a dataset
+    directory to append every executed episode to (created if missing; an existing one
+    must hold the same task and image size), each committed as soon as it ends, with
+    ``record_info`` in its index entry: the planner's own visits, to train a model on.
+    """
     import os
 
     from tqdm.auto import tqdm
@@ -383,11 +420,23 @@ def evaluate(
         raise ValueError(f"the model was trained for {wm.spec.env_action_dim}-D actions, but {env_name} has {env.action_space.shape[0]}-D actions")
     if wm.spec.proprio_dim and env.observation_space["proprio"].shape[0] != wm.spec.proprio_dim:
         raise ValueError(f"the model expects {wm.spec.proprio_dim}-D proprio, but {env_name} gives {env.observation_space['proprio'].shape[0]}-D")
+    store = None
+    if record is not None:
+        from worldjepa.data.collect import dataset_meta
+        from worldjepa.data.episodes import EpisodeStore
+
+        u = env.unwrapped
+        store = EpisodeStore.create_or_append(record, dataset_meta(env_name, {"image_size": int(u.image_size), "action_repeat": int(u.action_repeat)}, budget))
     results = []
     t0 = time.perf_counter()
     for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
         keep = media_dir is not None and i < media_episodes
-        r = run_episode(env, wm, make_planner(), EVAL_SEED0 + i, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink)
+        seed = first_seed + i
+        r = run_episode(env, wm, make_planner(), seed, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink, record=store is not None)
+        if store is not None:
+            u = env.unwrapped
+            store.append(r.episode, {"seed": seed, "policy": "plan", "action_repeat": int(u.action_repeat), "image_size": int(u.image_size), **(record_info or {})})
+            r.episode = None  # committed: do not keep every frame of every episode in memory
         results.append(r)
         if keep:
             os.makedirs(media_dir, exist_ok=True)
