@@ -435,7 +435,9 @@ def evaluate(
         r = run_episode(env, wm, make_planner(), seed, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink, record=store is not None)
         if store is not None:
             u = env.unwrapped
-            store.append(r.episode, {"seed": seed, "policy": "plan", "action_repeat": int(u.action_repeat), "image_size": int(u.image_size), **(record_info or {})})
+            store.append(
+                r.episode, {"seed": seed, "policy": "plan", "action_repeat": int(u.action_repeat), "image_size": int(u.image_size), **(record_info or {})}
+            )
             r.episode = None  # committed: do not keep every frame of every episode in memory
         results.append(r)
         if keep:
