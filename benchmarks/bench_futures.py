@@ -132,7 +132,7 @@ def main() -> None:
         _, dp = det.rollout(ctx_d, a, p0)
         _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0))
         if meta["objective"].get("z_assign") == "wta":  # no learned posterior: the code that fits best, as in training
-            every = torch.stack([lat.predictor(ctx_l, a, p0, z=c.expand(len(a), 1, -1))[1][:, 0] for c in lat.latent.all_codes()], 1)  # (N, M, P)
+            every = lat.code_predictions(ctx_l, a, p0)  # (N, M, P)
             best = (every[..., :2] - torch.from_numpy(p1[:, None, :2])).norm(dim=-1).argmin(1)
             qp = every[torch.arange(len(best)), best][:, None]
         else:
@@ -220,14 +220,13 @@ def prior_on_codes(lat, ctx, a, p0, outcomes: np.ndarray, true_xy: np.ndarray) -
     much prior mass goes to such codes and to codes far from every outcome, and how much
     to the code that fits the recorded outcome best (the one a refitted prior learns)."""
     with torch.no_grad():
-        codes = lat.latent.all_codes()
-        every = torch.stack([lat.predictor(ctx, a, p0, z=c.expand(len(a), 1, -1))[1][:, 0, :2] for c in codes], 1).numpy()
-        prob = lat.latent.code_log_probs(lat.latent.prior(lat.latent_features(ctx, p0)[:, 0], a[:, 0])).exp().numpy()  # (N, M)
+        every = lat.code_predictions(ctx, a, p0)[..., :2].numpy()  # (N, M, 2)
+        prob = lat.code_probs(ctx, a, p0).numpy()  # (N, M)
     d = np.linalg.norm(every[:, :, None] - outcomes[:, None], axis=-1)  # (N, M, 3)
     close = d < 0.06
     best = np.linalg.norm(every - true_xy[:, None], axis=-1).argmin(1)
     print(
-        f"prior against the {len(codes)} codes, gust cases: some code within 0.06 m of the push up / down / no push "
+        f"prior against the {prob.shape[1]} codes, gust cases: some code within 0.06 m of the push up / down / no push "
         f"{close[:, :, 0].any(1).mean():.0%} / {close[:, :, 1].any(1).mean():.0%} / {close[:, :, 2].any(1).mean():.0%}; "
         f"prior mass on such codes {(prob * close[:, :, 0]).sum(1).mean():.2f} / {(prob * close[:, :, 1]).sum(1).mean():.2f} / "
         f"{(prob * close[:, :, 2]).sum(1).mean():.2f}, on codes far from every outcome {(prob * ~close.any(-1)).sum(1).mean():.2f}; "

@@ -100,7 +100,6 @@ def main() -> None:
             f"{str(where[1][0]):>9s} / {where[1][1]}"
         )
         if categorical:  # the simulator's plan, executed, one model step at a time from the true observation
-            codes = wm.latent.all_codes()
             o_ = obs
             for a in plans[1]:
                 held = wm.hold(a[None])[None]  # (1, 1, A)
@@ -108,8 +107,8 @@ def main() -> None:
                 p0 = torch.from_numpy(o_["proprio"])[None, None]
                 for _ in range(FRAMESKIP):
                     o_, _, _, _, inf = env.step(a.numpy().astype(np.float32))
-                every = torch.stack([wm.predictor(c, held, p0, z=z.expand(1, 1, -1))[1][0, 0, :2] for z in codes]).numpy()  # (M, 2)
-                prob = wm.latent.code_log_probs(wm.latent.prior(wm.latent_features(c, p0)[:, 0], held[:, 0])).exp()[0].numpy()
+                every = wm.code_predictions(c, held, p0)[0, :, :2].numpy()  # (M, 2)
+                prob = wm.code_probs(c, held, p0)[0].numpy()
                 true = o_["proprio"][:2]
                 near = np.linalg.norm(every - true, axis=-1) < args.near
                 invented = HazardEnv.in_pit(every) & (not inf["trapped"])

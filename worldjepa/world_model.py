@@ -312,6 +312,21 @@ class WorldModel(nn.Module):
         f = states.mean(-2)
         return torch.cat([f, proprio], -1) if self.spec.proprio_dim else f
 
+    @torch.no_grad()
+    def code_predictions(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """Every code's one-step proprio prediction (categorical z): from state tokens
+        (B, 1, K, D), actions (B, 1, A) and proprio (B, 1, P) -> (B, M, P), one row per code
+        of ``latent.all_codes()``."""
+        codes = self.latent.all_codes().to(states.device)
+        return torch.stack([self.predictor(states, actions, proprio, z=c.expand(len(actions), 1, -1))[1][:, 0] for c in codes], 1)
+
+    @torch.no_grad()
+    def code_probs(self, states: torch.Tensor, actions: torch.Tensor, proprio: torch.Tensor) -> torch.Tensor:
+        """The prior's probability of each code (categorical z) for one step: state tokens
+        (B, 1, K, D), actions (B, 1, A), proprio (B, 1, P) -> (B, M), in the order of
+        ``latent.all_codes()``."""
+        return self.latent.code_log_probs(self.latent.prior(self.latent_features(states, proprio)[:, 0], actions[:, 0])).exp()
+
     def _latent_rollout(
         self,
         context: torch.Tensor,

@@ -51,7 +51,6 @@ def code_targets(wm, store: EpisodeStore, episodes: list[int], margin: float, ki
     if not frames:
         raise ValueError(f"no model step of {fs} env steps fits in episodes {list(episodes)[:5]}...: the prior cannot be refitted")
     device = next(wm.parameters()).device
-    codes = wm.latent.all_codes().to(device)
     feats, actions, wins = [], [], []
     for i in range(0, len(frames), batch):
         fr = torch.from_numpy(np.stack(frames[i : i + batch])).to(device)[:, None]
@@ -59,7 +58,7 @@ def code_targets(wm, store: EpisodeStore, episodes: list[int], margin: float, ki
         p = torch.from_numpy(np.stack(p0[i : i + batch])).float().to(device)[:, None]
         nxt = torch.from_numpy(np.stack(p1[i : i + batch])).float().to(device)[:, None]  # (b, 1, P)
         ctx = wm.encode(fr)
-        every = torch.stack([wm.predictor(ctx, a, p, z=c.expand(len(a), 1, -1))[1][:, 0] for c in codes], 1)  # (b, M, P)
+        every = wm.code_predictions(ctx, a, p)  # (b, M, P)
         wins.append(wta_winner(proprio_err(every, nxt, kind), (every - nxt).norm(dim=-1), margin))
         feats.append(wm.latent_features(ctx, p)[:, 0].float())
         actions.append(a[:, 0])
