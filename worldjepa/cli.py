@@ -344,7 +344,7 @@ def cmd_plan(cfg) -> None:
 
     from worldjepa.eval.planning import EVAL_SEED0
 
-    first, record = int(cfg.first_seed), cfg.record
+    first, record = int(cfg.first_seed), (str(cfg.record) if cfg.record is not None else None)
     if record is not None and first < EVAL_SEED0 + 50 and first + episodes > EVAL_SEED0:
         warnings.warn(
             f"record={record} with first_seed={first}: these episodes overlap the evaluation list (seeds {EVAL_SEED0}-{EVAL_SEED0 + 49}); "
@@ -367,7 +367,7 @@ def cmd_plan(cfg) -> None:
         cost_kw=cost_kw,
         shrink=bool(cfg.shrink_horizon),
         first_seed=first,
-        record=str(record) if record is not None else None,
+        record=record,
         record_info={"model": ckpt},
     )
     from omegaconf import OmegaConf
@@ -388,7 +388,7 @@ def cmd_plan(cfg) -> None:
         hold_actions=hold,
         shrink_horizon=bool(cfg.shrink_horizon),
         first_seed=first,
-        record=str(record) if record is not None else None,
+        record=record,
         risk=OmegaConf.to_container(cfg.risk),
     )
     os.makedirs(out, exist_ok=True)

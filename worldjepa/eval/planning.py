@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from envs.base import EpisodeRecord
 from planners import MPC
 from planners.risk import aggregate, check_risk
 from worldjepa.world_model import WorldModel, check_energy_terms, steps_weight
@@ -235,8 +236,7 @@ def run_episode(
     achieved = getattr(env.unwrapped, "achieved", None)  # the task's goal-space state, where it has one
     path = [np.asarray(achieved(), dtype=float).tolist()] if achieved else None
     entries: list[list[float]] = []
-    rec = {"frames": [obs["pixels"]], "actions": [], "proprio": [obs["proprio"]], "states": [info["state"]]} if record else None
-    rec_end = {"success": [info["is_success"]], "distance": [info["distance"]]} if record else None
+    rec = EpisodeRecord(obs, info) if record else None
 
     def observe():
         return state["obs"]
@@ -265,10 +265,7 @@ def run_episode(
             if inf.get("pushed") and before is not None:
                 entries.append(np.asarray(before, dtype=float).tolist())
             if rec is not None:
-                for k, v in (("frames", o["pixels"]), ("actions", np.clip(chunk, -1, 1)), ("proprio", o["proprio"]), ("states", inf["state"])):
-                    rec[k].append(v)
-                rec_end["success"].append(inf["is_success"])
-                rec_end["distance"].append(inf["distance"])
+                rec.add(np.clip(chunk, -1, 1), o, inf)
             state["obs"], state["info"] = o, inf
             if keep_frames:
                 state["frames"].append(o["pixels"])
@@ -285,19 +282,7 @@ def run_episode(
     final = state["info"]
     energies = [[float(h["best"][0]) for h in hist] for hist in log_.histories]
     trapped = bool(final["trapped"]) if "trapped" in final else None
-    episode = None
-    if rec is not None:
-        u = env.unwrapped
-        episode = {
-            "frames": np.stack(rec["frames"]),
-            "actions": np.stack(rec["actions"]).astype(np.float32),
-            "proprio": np.stack(rec["proprio"]).astype(np.float32),
-            "states": np.stack(rec["states"]).astype(np.float64),
-            "success": np.array(rec_end["success"], dtype=bool),
-            "distance": np.array(rec_end["distance"], dtype=np.float32),
-            "goal_pixels": np.asarray(u.goal_pixels).copy(),
-            "goal_state": np.asarray(u.goal_state, dtype=np.float64).copy(),
-        }
+    episode = rec.arrays(env.unwrapped) if rec is not None else None
     return EpisodeResult(
         seed,
         bool(final["is_success"]),
@@ -420,12 +405,12 @@ def evaluate(
         raise ValueError(f"the model was trained for {wm.spec.env_action_dim}-D actions, but {env_name} has {env.action_space.shape[0]}-D actions")
     if wm.spec.proprio_dim and env.observation_space["proprio"].shape[0] != wm.spec.proprio_dim:
         raise ValueError(f"the model expects {wm.spec.proprio_dim}-D proprio, but {env_name} gives {env.observation_space['proprio'].shape[0]}-D")
+    u = env.unwrapped
     store = None
     if record is not None:
         from worldjepa.data.collect import dataset_meta
         from worldjepa.data.episodes import EpisodeStore
 
-        u = env.unwrapped
         store = EpisodeStore.create_or_append(record, dataset_meta(env_name, {"image_size": int(u.image_size), "action_repeat": int(u.action_repeat)}, budget))
     results = []
     t0 = time.perf_counter()
@@ -434,7 +419,6 @@ def evaluate(
         seed = first_seed + i
         r = run_episode(env, wm, make_planner(), seed, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink, record=store is not None)
         if store is not None:
-            u = env.unwrapped
             store.append(
                 r.episode, {"seed": seed, "policy": "plan", "action_repeat": int(u.action_repeat), "image_size": int(u.image_size), **(record_info or {})}
             )
