@@ -60,6 +60,7 @@ def main() -> None:
     ap.add_argument("--model", required=True, help="world-model checkpoint directory")
     ap.add_argument("--episodes", type=int, default=10)
     ap.add_argument("--k", type=int, default=16, help="sampled futures (model) and gust draws (simulator) per candidate")
+    ap.add_argument("--min-prob", type=float, default=0.0, help="the model's futures skip codes the prior gives less than this (risk.min_prob)")
     ap.add_argument("--near", type=float, default=0.03, help="metres: a code's prediction this close to the true next position names it")
     args = ap.parse_args()
     if args.episodes <= 0 or args.k <= 0:
@@ -73,7 +74,7 @@ def main() -> None:
     sim = envs.make("hazard").unwrapped
     sim.reset(seed=0)
     rows, steps = [], []
-    print(f"{args.model}: CEM 64 x 4 (elites 8), horizon 5 held actions, CVaR 0.25 of {args.k} futures / gust draws")
+    print(f"{args.model}: CEM 64 x 4 (elites 8), horizon 5 held actions, CVaR 0.25 of {args.k} futures / gust draws, min_prob {args.min_prob}")
     print(
         f"{'seed':>5s} {'model cost: own plan':>20s} {'sim plan':>8s} {'sim cost: model plan':>20s} {'sim plan':>8s}   model plan: strip / gap   sim plan: strip / gap"
     )
@@ -87,7 +88,7 @@ def main() -> None:
         prop = torch.from_numpy(obs["proprio"])[None, None]
         mc = goal_cost(
             wm, ctx, goal, prop, goal_proprio=goal_p, energy="l1", proprio_weight=1.0, all_steps=1.0, futures=args.k, risk="cvar", alpha=0.25,
-            hold=True, noise_seed=seed * 1000 + 1, latent_weight=1.0, proprio_scale="readout",
+            hold=True, noise_seed=seed * 1000 + 1, latent_weight=1.0, proprio_scale="readout", min_prob=args.min_prob,
         )  # fmt: skip
         oc = oracle_cost(sim, snap, goal_xy, args.k, "cvar", 0.25, 1.0, seed * 1000 + 1, type(sim).gust_push)
         plans = [CEM(horizon=5, action_dim=2, samples=64, elites=8, iterations=4, seed=seed).plan(c).actions[0].clamp(-1, 1) for c in (mc, oc)]

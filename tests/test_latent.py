@@ -57,6 +57,27 @@ def test_categorical_samples_follow_the_probabilities_and_pass_gradients():
     assert torch.equal(lat.mode(dist)[0], torch.tensor([0.0, 0, 1, 0, 0, 0, 1, 0]))
 
 
+def test_truncated_prior_never_draws_the_codes_below_min_prob():
+    lat = Latent(3, 1, LatentConfig(z_dim=4, kind="categorical", classes=4, unimix=0.0))
+    probs = torch.tensor([[0.55, 0.3, 0.1, 0.05], [0.4, 0.3, 0.2, 0.1]])
+    dist = (probs.log()[:, None, :],)  # (2, 1 group, 4 codes)
+    kept = lat.truncate(dist, 0.15)[0].exp()[:, 0]
+    assert torch.allclose(kept, torch.tensor([[0.55 / 0.85, 0.3 / 0.85, 0, 0], [0.4 / 0.9, 0.3 / 0.9, 0.2 / 0.9, 0]]))
+    assert lat.truncate(dist, 0.0) is dist
+    flat = (torch.tensor([0.26, 0.25, 0.25, 0.24]).log()[None, None],)
+    assert torch.allclose(lat.truncate(flat, 0.9)[0].exp(), torch.tensor([1.0, 0, 0, 0]))  # the most likely code always stays
+    cut = lat.truncate(dist, 0.15)[0][:1]
+    z = lat.sample((cut.expand(5000, -1, -1),), generator=torch.Generator().manual_seed(0)).view(5000, 4)
+    assert z[:, 2:].sum() == 0 and z[:, 0].mean().item() == pytest.approx(0.55 / 0.85, abs=0.03)
+    z_all = lat.sample((dist[0][:1].expand(5000, -1, -1),), generator=torch.Generator().manual_seed(0)).view(5000, 4)
+    assert z_all[:, 2:].sum() > 0  # without the cut those codes are drawn
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="min_prob .* must be in \\[0, 1\\)"):
+            lat.truncate(dist, bad)
+    with pytest.raises(ValueError, match="this model's z is Gaussian"):
+        Latent(3, 1, LatentConfig(z_dim=4)).truncate((torch.zeros(2, 4), torch.ones(2, 4)), 0.1)
+
+
 def test_running_norm_centres_scales_and_only_learns_when_asked():
     norm = RunningNorm(2, momentum=1.0)
     x = torch.randn(4000, 2) * torch.tensor([0.01, 0.07]) + torch.tensor([3.0, -1.0])

@@ -308,6 +308,7 @@ def plan_cost_kwargs(cfg) -> dict:
         "alpha": float(cfg.risk.alpha),
         "common_noise": bool(cfg.risk.common_noise),
         "proprio_noise": float(cfg.risk.proprio_noise),
+        "min_prob": float(cfg.risk.min_prob),
         "hold": bool(cfg.hold_actions),
         "action_weight": float(cfg.energy_action_weight),
         "latent_weight": float(cfg.energy_latent_weight),

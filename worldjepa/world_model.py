@@ -337,12 +337,13 @@ class WorldModel(nn.Module):
         use_cache: bool = True,
         noise=None,
         perturb=None,
+        min_prob: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rollout of a latent model. Observed transitions inside the context use the
         posterior (the next state is known); every other step draws z from the prior
         (``sample``) or takes its mean. ``noise``: a callable giving the noise of each
         successive draw (``Latent.sample``), instead of the generator. ``perturb``: as in
-        ``Predictor.rollout``."""
+        ``Predictor.rollout``. ``min_prob``: prior draws skip codes below it (``Latent.truncate``)."""
         lat = self.latent
         C = context.shape[1]
         prop = proprio if self.spec.proprio_dim else None
@@ -354,10 +355,10 @@ class WorldModel(nn.Module):
 
         feats = self.latent_features(context, prop)  # (B, C, D + P)
         zs = [draw(lat.posterior(feats[:, t], full[:, t], feats[:, t + 1])) for t in range(C - 1)]
-        zs.append(draw(lat.prior(feats[:, C - 1], full[:, C - 1])))
+        zs.append(draw(lat.truncate(lat.prior(feats[:, C - 1], full[:, C - 1]), min_prob)))
 
         def z_next(s, p, a):
-            return draw(lat.prior(self.latent_features(s, p)[:, 0], a[:, 0])).unsqueeze(1)
+            return draw(lat.truncate(lat.prior(self.latent_features(s, p)[:, 0], a[:, 0]), min_prob)).unsqueeze(1)
 
         return self.predictor.rollout(context, full, prop, use_cache=use_cache, z_context=torch.stack(zs, 1), z_next=z_next, perturb=perturb)
 
@@ -372,6 +373,7 @@ class WorldModel(nn.Module):
         generator: torch.Generator | None = None,
         common: bool = False,
         proprio_noise: float = 0.0,
+        min_prob: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """k sampled futures per candidate, batched with the candidates and KV-cached.
 
@@ -385,6 +387,10 @@ class WorldModel(nn.Module):
         a plan that needs a precise prediction to pass a hazard is scored as risky (a
         perfect model with 2 cm of such error still plans 88 % on Hazard, docs/BENCHMARKS.md
         section 5). Drawn from ``generator``, shared by the candidates with ``common``.
+        ``min_prob``: (categorical z) each prior draw skips the codes the prior gives less
+        than this, renormalising the rest (``Latent.truncate``): a tenth of the prior's mass
+        on codes that fit no real outcome otherwise puts an invented trap into nearly every
+        set of four futures (docs/BENCHMARKS.md section 5). 0 = the prior as it is.
 
         Returns:
             states (B, k, H, K, D) and proprio (B, k, H, P) or None.
@@ -395,6 +401,8 @@ class WorldModel(nn.Module):
             raise ValueError(f"proprio_noise must be >= 0 (a std in proprio units), got {proprio_noise}")
         if proprio_noise > 0 and not self.spec.proprio_dim:
             raise ValueError("proprio_noise > 0 needs a model that predicts proprio (this one has proprio_dim = 0)")
+        if not 0 <= min_prob < 1:
+            raise ValueError(f"min_prob must be in [0, 1) (the smallest prior probability a code is drawn with), got {min_prob}")
         if self.latent is None:
             raise ValueError(
                 "this checkpoint has no latent variable (predictor.z_dim = 0): it predicts one future; train with predictor.z_dim > 0 to sample several"
@@ -420,7 +428,9 @@ class WorldModel(nn.Module):
                 n = n.repeat(B, 1, 1) if common else n
                 return p + proprio_noise * n.to(p)
 
-        states, props = self._latent_rollout(rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise, perturb=perturb)
+        states, props = self._latent_rollout(
+            rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise, perturb=perturb, min_prob=min_prob
+        )
         return states.view(B, k, *states.shape[1:]), (props.view(B, k, *props.shape[1:]) if props is not None else None)
 
     @staticmethod

@@ -58,6 +58,7 @@ def goal_cost(
     proprio_scale: str = "decoder",
     proprio_noise: float = 0.0,
     proprio_norm: str = "l1",
+    min_prob: float = 0.0,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -94,6 +95,8 @@ def goal_cost(
         proprio_norm: "l1" | "l2", how the proprio dimensions' distances are summed.
         proprio_noise: with ``futures > 1``, the std of the model's own error added to each
             predicted proprio step of each future (``WorldModel.sample_futures``).
+        min_prob: with ``futures > 1`` and a categorical z, each prior draw skips the codes
+            the prior gives less than this (``WorldModel.sample_futures``).
 
     Returns:
         cost(actions (B, N, H, A)) -> (B, N).
@@ -114,6 +117,12 @@ def goal_cost(
         raise ValueError(f"risk.proprio_noise must be >= 0 (a std in proprio units), got {proprio_noise}")
     if proprio_noise and futures <= 1:
         raise ValueError(f"risk.proprio_noise={proprio_noise} perturbs sampled futures: it needs risk.futures > 1")
+    if not 0 <= min_prob < 1:
+        raise ValueError(f"risk.min_prob must be in [0, 1), got {min_prob}")
+    if min_prob and futures <= 1:
+        raise ValueError(f"risk.min_prob={min_prob} truncates the prior of sampled futures: it needs risk.futures > 1")
+    if min_prob and (wm.latent is None or wm.latent.cfg.kind != "categorical"):
+        raise ValueError(f"risk.min_prob={min_prob} truncates a categorical prior: this model has no categorical z")
     gen = torch.Generator().manual_seed(0)
     # the observation and goal are constants of the plan (no graph back into the encoder)
     context, goal = context.detach(), goal.detach()
@@ -133,7 +142,7 @@ def goal_cost(
         if futures > 1:  # (B*N, k, H, ...) -> energies (B*N, k) -> one risk-aggregated cost
             if common_noise:
                 gen.manual_seed(noise_seed)
-            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen, common=common_noise, proprio_noise=proprio_noise)
+            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen, common=common_noise, proprio_noise=proprio_noise, min_prob=min_prob)
             g = goal.expand(B * N, -1, -1).unsqueeze(1)
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)

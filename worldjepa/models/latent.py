@@ -182,6 +182,21 @@ class Latent(nn.Module):
         probs = logp.exp()
         return (onehot + probs - probs.detach()).flatten(-2)
 
+    def truncate(self, dist: tuple[torch.Tensor, ...], min_prob: float) -> tuple[torch.Tensor, ...]:
+        """The distribution with every code below ``min_prob`` dropped and the rest renormalised
+        (categorical z; each group's most likely code is always kept): the prior's small
+        leftover mass on codes that do not fit the state is not drawn as a future. 0 = as is."""
+        if not 0 <= min_prob < 1:
+            raise ValueError(f"min_prob (the smallest prior probability a code is drawn with) must be in [0, 1), got {min_prob}")
+        if min_prob == 0:
+            return dist
+        if self.cfg.kind != "categorical":
+            raise ValueError("min_prob > 0 truncates a categorical prior: this model's z is Gaussian (predictor.z_kind=categorical)")
+        logp = dist[0]
+        keep = (logp.exp() >= min_prob) | (logp == logp.amax(-1, keepdim=True))
+        logp = logp.masked_fill(~keep, float("-inf"))
+        return (logp - torch.logsumexp(logp, -1, keepdim=True),)
+
     def all_codes(self, max_codes: int = 4096) -> torch.Tensor:
         """Every value a categorical z can take, (M, z_dim) with M = classes ** groups, in
         the order of ``code_log_probs``. Refused for a Gaussian z or when M > ``max_codes``."""
