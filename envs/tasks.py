@@ -216,11 +216,15 @@ class HazardEnv(PointMassEnv):
 
     Entering the gust strip (|x| < 0.1, |y| < 0.12) knocks the agent ``gust_push`` metres
     up or down, each with probability 1/2: the future has two modes. Ending up in a pit
-    (|x| < 0.12, 0.2 < |y| < 0.32) traps the agent for the rest of the episode. Start and
-    goal lie on opposite sides; the straight route crosses the strip (short, risky), the
-    route above or below the pits (|y| > 0.36) is longer and safe; between the strip and
-    a pit lies a gap 8 cm wide (0.12 < |y| < 0.2), short and safe for a planner precise
-    enough to thread it (the simulator as its own model goes that way).
+    (|x| < 0.12, 0.12 < |y| < 0.32, right above and below the strip) traps the agent for
+    the rest of the episode; a push from the strip's middle (|y| < 0.06) lands in a pit
+    either way, one from its edges half the time. Start and goal lie on opposite sides; the
+    straight route crosses the strip (short, risky), the routes above or below the pits
+    (|y| > 0.32, corridors 18 cm wide up to the walls) are longer and safe. There is no
+    short safe way: until 2026-11-25 the pits began at |y| = 0.2, and the 8 cm gap between
+    them and the strip was a short safe route that only a model precise to a centimetre
+    could use, so the task measured that precision instead of the choice between risk and
+    a detour (docs/BENCHMARKS.md section 5).
 
     ``info["gust"]`` is the last push (+1 up, -1 down, 0 none yet this episode),
     ``info["pushed"]`` whether one happened during this step, and
@@ -230,7 +234,7 @@ class HazardEnv(PointMassEnv):
 
     success_threshold = 0.05
     gust_half = (0.1, 0.12)
-    pit_x, pit_y = 0.12, (0.2, 0.32)
+    pit_x, pit_y = 0.12, (0.12, 0.32)
     gust_push = 0.18
     exploration_policies = ("random", "directed")
 

@@ -172,3 +172,33 @@ def test_prior_refit_learns_the_winning_codes_and_keeps_the_best_held_out_epoch(
     assert all(torch.equal(v, lat.post_net.state_dict()[k]) for k, v in post.items())
     with pytest.raises(ValueError, match="epochs >= 1"):
         fit_prior(lat, train, val, epochs=0)
+
+
+def test_prior_refit_on_sets_of_fitting_codes():
+    """With a mask of the codes that fit each step (``code_targets(tolerance > 0)``), the
+    cross-entropy is minus the log of the prior's mass on the set, and the fit moves the
+    mass onto the set however it splits inside it."""
+    from worldjepa.train.prior_fit import fit_prior, prior_ce
+
+    torch.manual_seed(0)
+    lat = Latent(3, 2, LatentConfig(z_dim=8, kind="categorical", classes=8, hidden=32, unimix=0.0))
+    f, a = torch.randn(4, 3), torch.zeros(4, 2)
+    mask = torch.zeros(4, 8, dtype=torch.bool)
+    mask[:, :3] = True
+    with torch.no_grad():
+        logp = lat.code_log_probs(lat.prior(f, a))
+        assert float(prior_ce(lat, f, a, mask)) == pytest.approx(float(-logp[:, :3].exp().sum(-1).log().mean()), rel=1e-5)
+    gen = torch.Generator().manual_seed(1)
+
+    def data(n):  # codes 0-2 all fit where f0 > 0, codes 5-6 elsewhere
+        f, a = torch.randn(n, 3, generator=gen), torch.rand(n, 2, generator=gen) * 2 - 1
+        m = torch.zeros(n, 8, dtype=torch.bool)
+        m[f[:, 0] > 0, :3] = True
+        m[f[:, 0] <= 0, 5:7] = True
+        return f, a, m
+
+    train, val = data(2000), data(500)
+    fit_prior(lat, train, val, epochs=30, lr=3e-3)
+    with torch.no_grad():
+        on_set = (lat.code_log_probs(lat.prior(val[0], val[1])).exp() * val[2]).sum(-1)
+    assert on_set.mean() > 0.95

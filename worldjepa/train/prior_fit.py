@@ -32,11 +32,16 @@ log = logging.getLogger("worldjepa")
 
 
 @torch.no_grad()
-def code_targets(wm, store: EpisodeStore, episodes: list[int], margin: float, kind: str, batch: int = 256) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def code_targets(
+    wm, store: EpisodeStore, episodes: list[int], margin: float, kind: str, batch: int = 256, tolerance: float = 0.0
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The prior's inputs and targets on one-step transitions of ``episodes``, one per
-    model step (stride = the frameskip): features (n, S), actions (n, A) and the winning
-    code (n,) among ``all_codes`` (the one whose proprio prediction fits the real next
-    proprio best, ``wta_winner`` with ``margin``; ``kind`` is the proprio loss, l1 or mse)."""
+    model step (stride = the frameskip): features (n, S), actions (n, A) and the targets:
+    with ``tolerance`` 0, the winning code (n,) among ``all_codes`` (the one whose proprio
+    prediction fits the real next proprio best, ``wta_winner`` with ``margin``; ``kind`` is
+    the proprio loss, l1 or mse); with ``tolerance`` > 0, a mask (n, M) of every code whose
+    prediction is within ``tolerance`` (L2, proprio units) of the best one's distance, the
+    winner included."""
     from worldjepa.train.world import proprio_err, wta_winner
 
     fs = wm.spec.frameskip
@@ -59,15 +64,24 @@ def code_targets(wm, store: EpisodeStore, episodes: list[int], margin: float, ki
         nxt = torch.from_numpy(np.stack(p1[i : i + batch])).float().to(device)[:, None]  # (b, 1, P)
         ctx = wm.encode(fr)
         every = wm.code_predictions(ctx, a, p)  # (b, M, P)
-        wins.append(wta_winner(proprio_err(every, nxt, kind), (every - nxt).norm(dim=-1), margin))
+        dist = (every - nxt).norm(dim=-1)  # (b, M)
+        win = wta_winner(proprio_err(every, nxt, kind), dist, margin)
+        if tolerance > 0:
+            fit = dist <= dist.min(-1, keepdim=True).values + tolerance
+            win = fit.scatter(-1, win[:, None], True)
+        wins.append(win)
         feats.append(wm.latent_features(ctx, p)[:, 0].float())
         actions.append(a[:, 0])
     return torch.cat(feats), torch.cat(actions), torch.cat(wins)
 
 
 def prior_ce(latent, feats: torch.Tensor, actions: torch.Tensor, wins: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (nats, mean) of the prior's code distribution against the winners."""
-    return -latent.code_log_probs(latent.prior(feats, actions)).gather(-1, wins[:, None]).mean()
+    """Cross-entropy (nats, mean) of the prior's code distribution against the winners
+    (n,), or, for a mask of fitting codes (n, M), minus the log of the prior's mass on them."""
+    logp = latent.code_log_probs(latent.prior(feats, actions))
+    if wins.dim() == 2:
+        return -torch.logsumexp(logp.masked_fill(~wins, float("-inf")), -1).mean()
+    return -logp.gather(-1, wins[:, None]).mean()
 
 
 def fit_prior(latent, train: tuple, val: tuple, epochs: int, lr: float = 1e-3, batch: int = 256, seed: int = 0) -> dict:
