@@ -6,8 +6,9 @@ From the start of each planning-list episode (reset seeds 1000, 1001, ...), CEM 
 planning protocol's settings (64 samples x 4 iterations, 8 elites, horizon 5 held
 actions) plans twice: once on the model's cost (Hazard's planning energy as ``worldjepa
 plan env=hazard`` builds it, CVaR 0.25 over ``k`` sampled futures), once on the
-simulator's (``bench_hazard_oracle.py``'s cost: the distance to the goal averaged over
-the steps, CVaR 0.25 over ``k`` gust draws). Each plan is then scored by both costs. If
+simulator's (``bench_hazard_oracle.py``'s cost: the distance to the goal at the plan's
+final step, CVaR 0.25 over ``k`` gust draws; both final-step, as Hazard plans since the
+fifteenth session; its figures before were on the average over the steps). Each plan is then scored by both costs. If
 the model's cost scores the simulator's plan worse than its own while the simulator
 scores it better, the model's futures, not the search, decide the route.
 
@@ -88,10 +89,10 @@ def main() -> None:
         ctx = wm.encode(torch.from_numpy(obs["pixels"])[None, None])
         prop = torch.from_numpy(obs["proprio"])[None, None]
         mc = goal_cost(
-            wm, ctx, goal, prop, goal_proprio=goal_p, energy="l1", proprio_weight=1.0, all_steps=1.0, futures=args.k, risk="cvar", alpha=0.25,
+            wm, ctx, goal, prop, goal_proprio=goal_p, energy="l1", proprio_weight=1.0, all_steps=0.0, futures=args.k, risk="cvar", alpha=0.25,
             hold=True, noise_seed=seed * 1000 + 1, latent_weight=1.0, proprio_scale="readout", min_prob=args.min_prob,
         )  # fmt: skip
-        oc = oracle_cost(sim, snap, goal_xy, args.k, "cvar", 0.25, 1.0, seed * 1000 + 1, type(sim).gust_push)
+        oc = oracle_cost(sim, snap, goal_xy, args.k, "cvar", 0.25, 0.0, seed * 1000 + 1, type(sim).gust_push)
         plans = [CEM(horizon=5, action_dim=2, samples=64, elites=8, iterations=4, seed=seed).plan(c).actions[0].clamp(-1, 1) for c in (mc, oc)]
         both = torch.stack(plans)[None]
         m, o = mc(both)[0].numpy(), oc(both)[0].numpy()

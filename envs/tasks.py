@@ -221,7 +221,7 @@ class HazardEnv(PointMassEnv):
     either way, one from its edges half the time. Start and goal lie on opposite sides; the
     straight route crosses the strip (short, risky), the routes above or below the pits
     (|y| > 0.32, corridors 18 cm wide up to the walls) are longer and safe. There is no
-    short safe way: until 2026-11-25 the pits began at |y| = 0.2, and the 8 cm gap between
+    short safe way: until 2026-11-24 the pits began at |y| = 0.2, and the 8 cm gap between
     them and the strip was a short safe route that only a model precise to a centimetre
     could use, so the task measured that precision instead of the choice between risk and
     a detour (docs/BENCHMARKS.md section 5).

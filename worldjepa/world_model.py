@@ -388,9 +388,10 @@ class WorldModel(nn.Module):
         perfect model with 2 cm of such error still plans 88 % on Hazard, docs/BENCHMARKS.md
         section 5). Drawn from ``generator``, shared by the candidates with ``common``.
         ``min_prob``: (categorical z) each prior draw skips the codes the prior gives less
-        than this, renormalising the rest (``Latent.truncate``): a tenth of the prior's mass
-        on codes that fit no real outcome otherwise puts an invented trap into nearly every
-        set of four futures (docs/BENCHMARKS.md section 5). 0 = the prior as it is.
+        than this, renormalising the rest (``Latent.truncate``), so that the prior's leftover
+        mass on codes that fit nothing is not drawn as a future (on the old Hazard layout
+        0.15 did not change how a model ranked plans; docs/BENCHMARKS.md section 5). 0 = the
+        prior as it is.
 
         Returns:
             states (B, k, H, K, D) and proprio (B, k, H, P) or None.
@@ -401,8 +402,6 @@ class WorldModel(nn.Module):
             raise ValueError(f"proprio_noise must be >= 0 (a std in proprio units), got {proprio_noise}")
         if proprio_noise > 0 and not self.spec.proprio_dim:
             raise ValueError("proprio_noise > 0 needs a model that predicts proprio (this one has proprio_dim = 0)")
-        if not 0 <= min_prob < 1:
-            raise ValueError(f"min_prob must be in [0, 1) (the smallest prior probability a code is drawn with), got {min_prob}")
         if self.latent is None:
             raise ValueError(
                 "this checkpoint has no latent variable (predictor.z_dim = 0): it predicts one future; train with predictor.z_dim > 0 to sample several"
