@@ -115,8 +115,8 @@ def main() -> None:
                 true = o_["proprio"][:2]
                 near = np.linalg.norm(every - true, axis=-1) < args.near
                 invented = HazardEnv.in_pit(every) & (not inf["trapped"])
-                close = abs(float(p0[0, 0, 0])) < 0.2 or abs(float(true[0])) < 0.2
-                steps.append((float(prob[near].sum()), float(prob[invented].sum()), close, float(near.any())))
+                by_pits = abs(float(p0[0, 0, 0])) < 0.2 or abs(float(true[0])) < 0.2
+                steps.append((float(prob[near].sum()), float(prob[invented].sum()), by_pits, float(near.any())))
     m, o = (np.array([r[k] for r in rows]) for k in (0, 1))
     print(
         f"the model's cost scores the simulator's plan worse than its own at {np.mean(m[:, 1] > m[:, 0]):.0%} of the starts; "

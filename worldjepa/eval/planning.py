@@ -19,6 +19,7 @@ import torch
 from envs.base import EpisodeRecord
 from planners import MPC
 from planners.risk import aggregate, check_risk
+from worldjepa.models.latent import check_min_prob
 from worldjepa.world_model import WorldModel, check_energy_terms, steps_weight
 
 log = logging.getLogger(__name__)
@@ -117,8 +118,7 @@ def goal_cost(
         raise ValueError(f"risk.proprio_noise must be >= 0 (a std in proprio units), got {proprio_noise}")
     if proprio_noise and futures <= 1:
         raise ValueError(f"risk.proprio_noise={proprio_noise} perturbs sampled futures: it needs risk.futures > 1")
-    if not 0 <= min_prob < 1:
-        raise ValueError(f"risk.min_prob must be in [0, 1), got {min_prob}")
+    check_min_prob(min_prob)  # fail at set-up, not at the first draw
     if min_prob and futures <= 1:
         raise ValueError(f"risk.min_prob={min_prob} truncates the prior of sampled futures: it needs risk.futures > 1")
     if min_prob and (wm.latent is None or wm.latent.cfg.kind != "categorical"):

@@ -76,6 +76,12 @@ def categorical_kl(logp_q: torch.Tensor, logp_p: torch.Tensor) -> torch.Tensor:
     return (logp_q.exp() * (logp_q - logp_p)).sum(-1)
 
 
+def check_min_prob(min_prob: float) -> None:
+    """``min_prob`` (the smallest prior probability a code is drawn with) must be in [0, 1)."""
+    if not 0 <= min_prob < 1:
+        raise ValueError(f"min_prob (the smallest prior probability a code is drawn with) must be in [0, 1), got {min_prob}")
+
+
 def free_bits_kl(kl_step: torch.Tensor, free_bits: float) -> torch.Tensor:
     """KL in nats per step (...,): clip each step's KL below at ``free_bits``, then mean."""
     return kl_step.clamp(min=free_bits).mean()
@@ -186,8 +192,7 @@ class Latent(nn.Module):
         """The distribution with every code below ``min_prob`` dropped and the rest renormalised
         (categorical z; each group's most likely code is always kept): the prior's small
         leftover mass on codes that do not fit the state is not drawn as a future. 0 = as is."""
-        if not 0 <= min_prob < 1:
-            raise ValueError(f"min_prob (the smallest prior probability a code is drawn with) must be in [0, 1), got {min_prob}")
+        check_min_prob(min_prob)
         if min_prob == 0:
             return dist
         if self.cfg.kind != "categorical":
