@@ -12,10 +12,14 @@ Each episode is one compressed ``.npz``, written to a temporary file, fsynced an
 into place; only then is its index line appended (and fsynced). So a crash loses at
 most the episode in progress, and the index names exactly the episodes that are whole.
 The index carries a SHA-256 of each file, checked when the episode is first read.
+Writers take an advisory lock (``.lock``, flock) around each append, so several
+processes may append to one dataset at once (two ``worldjepa plan record=`` runs side by
+side): each sees the others' episodes before it names its file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -26,6 +30,11 @@ from collections import OrderedDict
 from typing import Any
 
 import numpy as np
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; one writer per dataset at a time there
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +156,8 @@ class EpisodeStore:
             if diff:
                 detail = ", ".join(f"{k}: dataset has {a!r}, asked {b!r}" for k, (a, b) in diff.items())
                 raise DatasetError(f"{root} holds a dataset of another kind ({detail}); choose another out= directory")
-            store._repair()
+            with store._writer_lock():
+                store._repair()
             return store
         if os.path.isdir(root) and os.listdir(root):
             raise DatasetError(f"{root} exists, is not empty and is not a worldjepa dataset; choose another out= directory")
@@ -155,8 +165,22 @@ class EpisodeStore:
         atomic_write_bytes(meta_path, json.dumps(meta, indent=2, sort_keys=True).encode())
         return cls(root)
 
+    @contextlib.contextmanager
+    def _writer_lock(self):
+        """Hold the dataset's writer lock (an exclusive flock on ``.lock``; none without fcntl)."""
+        with open(os.path.join(self.root, ".lock"), "a") as f:
+            if fcntl is not None:
+                fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                if fcntl is not None:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+
     def _repair(self) -> None:
-        """Drop an interrupted index append and stale temporary files before appending."""
+        """Under the writer lock: re-read the index (another process may have appended),
+        then drop an interrupted index append and stale temporary files."""
+        self.entries, self._index_good_bytes = _read_index(self.index_path)
         if os.path.exists(self.index_path) and os.path.getsize(self.index_path) != self._index_good_bytes:
             with open(self.index_path, "r+b") as f:
                 f.truncate(self._index_good_bytes)
@@ -174,19 +198,22 @@ class EpisodeStore:
         length = int(episode["actions"].shape[0])
         if episode["frames"].shape[0] != length + 1:
             raise ValueError(f"an episode with {length} actions needs {length + 1} frames, got {episode['frames'].shape[0]}")
-        next_id = 1 + max((int(e["file"][-10:-4]) for e in self.entries), default=-1)
-        rel = f"episodes/ep_{next_id:06d}.npz"
         buf = io.BytesIO()
         np.savez_compressed(buf, **{k: np.ascontiguousarray(episode[k]) for k in EPISODE_KEYS})
         data = buf.getvalue()
-        atomic_write_bytes(os.path.join(self.root, rel), data)
-        entry = {"file": rel, "sha256": sha256(data), "bytes": len(data), "length": length, **info}
-        with open(self.index_path, "ab") as f:
-            f.write((json.dumps(entry, sort_keys=True) + "\n").encode())
-            f.flush()
-            os.fsync(f.fileno())
-        self.entries.append(entry)
-        self._index_good_bytes += len(json.dumps(entry, sort_keys=True)) + 1
+        with self._writer_lock():
+            self._repair()
+            next_id = 1 + max((int(e["file"][-10:-4]) for e in self.entries), default=-1)
+            rel = f"episodes/ep_{next_id:06d}.npz"
+            atomic_write_bytes(os.path.join(self.root, rel), data)
+            entry = {"file": rel, "sha256": sha256(data), "bytes": len(data), "length": length, **info}
+            line = (json.dumps(entry, sort_keys=True) + "\n").encode()
+            with open(self.index_path, "ab") as f:
+                f.write(line)
+                f.flush()
+                os.fsync(f.fileno())
+            self.entries.append(entry)
+            self._index_good_bytes += len(line)
         return entry
 
     # ----- reading -------------------------------------------------------------------
