@@ -177,13 +177,21 @@ class EpisodeStore:
                 if fcntl is not None:
                     fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
-    def _repair(self) -> None:
-        """Under the writer lock: re-read the index (another process may have appended),
-        then drop an interrupted index append and stale temporary files."""
+    def _sync_index(self) -> None:
+        """Under the writer lock: re-read the index if its size changed (another process
+        appended, or a crash left half a line), then drop an interrupted append."""
+        size = os.path.getsize(self.index_path) if os.path.exists(self.index_path) else 0
+        if size == self._index_good_bytes:
+            return
         self.entries, self._index_good_bytes = _read_index(self.index_path)
-        if os.path.exists(self.index_path) and os.path.getsize(self.index_path) != self._index_good_bytes:
+        if size != self._index_good_bytes:
             with open(self.index_path, "r+b") as f:
                 f.truncate(self._index_good_bytes)
+
+    def _repair(self) -> None:
+        """Under the writer lock, on opening for appends: sync the index and delete stale
+        temporary files (no writer has one open while the lock is held)."""
+        self._sync_index()
         ep_dir = os.path.join(self.root, "episodes")
         for name in os.listdir(ep_dir):
             if name.endswith(".tmp"):
@@ -202,7 +210,7 @@ class EpisodeStore:
         np.savez_compressed(buf, **{k: np.ascontiguousarray(episode[k]) for k in EPISODE_KEYS})
         data = buf.getvalue()
         with self._writer_lock():
-            self._repair()
+            self._sync_index()
             next_id = 1 + max((int(e["file"][-10:-4]) for e in self.entries), default=-1)
             rel = f"episodes/ep_{next_id:06d}.npz"
             atomic_write_bytes(os.path.join(self.root, rel), data)
