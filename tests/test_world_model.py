@@ -985,3 +985,47 @@ def test_refit_prior_rewrites_a_categorical_checkpoint(tiny_reach_dataset, tmp_p
     train_world_model(tiny_reach_dataset, gauss, ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=32), obj, tcfg(2), encoder_ckpt=ck, val_fraction=0.25)
     with pytest.raises(ValueError, match="categorical latent"):
         refit_prior(os.path.join(gauss, "final"), tiny_reach_dataset)
+
+
+def test_an_ensemble_pools_its_members_futures(latent_model, tmp_path):
+    """model=[a,b]: each member scores a candidate on its own sampled futures, the pool is
+    aggregated as one model's futures are (so the members' disagreement counts as risk),
+    the control cost is added once; members must share the task and interfaces."""
+    from planners import CEM
+    from planners.risk import aggregate
+    from worldjepa.eval.planning import ensemble_cost, evaluate, goal_cost, members_of
+
+    model, _ = latent_model
+    torch.manual_seed(7)
+    other = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=32), model.spec).eval()  # a second member: other weights
+    ctx = model.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8))
+    prop, goal = torch.randn(1, 1, 6), torch.randn(1, 1, 48)
+    cands = torch.rand(2, 5, 3, 2) * 2 - 1
+    kw = {"futures": 4, "risk": "cvar", "alpha": 0.25, "noise_seed": 3}
+    raw = [goal_cost(m, ctx, goal, prop, reduce=False, **kw)(cands) for m in (model, other)]
+    assert raw[0].shape == (2, 5, 4)
+    pooled = ensemble_cost([goal_cost(m, ctx, goal, prop, reduce=False, **kw) for m in (model, other)], "cvar", alpha=0.25)(cands)
+    assert torch.allclose(pooled, aggregate(torch.cat(raw, -1), "cvar", alpha=0.25))  # the worst 2 of the 8 pooled futures
+    worst2 = [aggregate(r, "cvar", alpha=0.5) for r in raw]  # each member's own worst two
+    assert (pooled >= torch.maximum(*worst2) - 1e-6).all() and (pooled > torch.minimum(*worst2)).any()
+    # one member twice is that member: the same futures, duplicated
+    twice = ensemble_cost([goal_cost(model, ctx, goal, prop, reduce=False, **kw)] * 2, "cvar", alpha=0.25)(cands)
+    assert torch.allclose(twice, goal_cost(model, ctx, goal, prop, **kw)(cands))
+    # risk-neutral with a control cost: the mean over both members, plus the cost once
+    e0 = goal_cost(model, ctx, goal, prop, futures=4, noise_seed=3)(cands)
+    e1 = goal_cost(other, ctx, goal, prop, futures=4, noise_seed=3)(cands)
+    m2 = ensemble_cost([goal_cost(m, ctx, goal, prop, reduce=False, futures=4, noise_seed=3) for m in (model, other)], "mean", action_weight=0.5)(cands)
+    assert torch.allclose(m2, (e0 + e1) / 2 + 0.5 * cands.pow(2).mean(dim=(-1, -2)), atol=1e-6)
+    with pytest.raises(ValueError, match="unknown aggregation"):
+        ensemble_cost([], "median")
+    with pytest.raises(ValueError, match="at least one member"):
+        ensemble_cost([], "mean")
+    # a member trained for another task or interface is refused, naming the difference
+    push = WorldModel(ENC, pred_cfg(num_state_tokens=1), WorldModelSpec(task="push", proprio_dim=6))
+    with pytest.raises(ValueError, match="member 1 has task='push', member 0 has 'reach'"):
+        members_of([model, push])
+    with pytest.raises(ValueError, match="at least one world model"):
+        members_of([])
+    # a planning episode with the ensemble, both members reading the goal image themselves
+    summary, results = evaluate("reach", [model, other], lambda: CEM(2, 2, samples=8, elites=2, iterations=1), episodes=1, budget=2, progress=False, cost_kw=kw)
+    assert summary["episodes"] == 1 and len(results[0].replan_seconds) == 2

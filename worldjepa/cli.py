@@ -328,9 +328,18 @@ def cmd_plan(cfg) -> None:
     episodes, budget = int(cfg.episodes), int(cfg.budget)
     if episodes <= 0 or budget <= 0:
         raise ValueError(f"episodes and budget must be > 0, got {episodes}, {budget}")
+    from omegaconf import OmegaConf
+
+    from worldjepa.eval.planning import members_of
+
     device = resolve_device(str(cfg.device))
-    ckpt = resolve_checkpoint(str(cfg.checkpoint), cfg.env.name)
-    wm = WorldModel.load(ckpt, map_location=device)
+    # model=<dir>, or model=[<dir>,<dir>,...]: an ensemble whose members' futures are pooled (ensemble_cost)
+    many = OmegaConf.is_list(cfg.checkpoint)
+    if many and len(cfg.checkpoint) == 0:
+        raise ValueError("model=[] names no checkpoint: give a directory, or a list of them for an ensemble")
+    ckpts = [resolve_checkpoint(str(c), cfg.env.name) for c in (cfg.checkpoint if many else [cfg.checkpoint])]
+    members = members_of([WorldModel.load(c, map_location=device) for c in ckpts])
+    wm, ckpt = members[0], (ckpts if many else ckpts[0])
     hold = bool(cfg.hold_actions)
 
     def make_planner():
@@ -352,12 +361,13 @@ def cmd_plan(cfg) -> None:
             f"a model trained on them is then evaluated on its own training data (use e.g. first_seed=100000)",
             stacklevel=2,
         )
-    _warn_beyond_trained_horizon(ckpt, int(cfg.planner.horizon))
+    for c in ckpts:
+        _warn_beyond_trained_horizon(c, int(cfg.planner.horizon))
     out = str(cfg.out)
     cost_kw = plan_cost_kwargs(cfg)
     summary, _ = evaluate(
         cfg.env.name,
-        wm,
+        members if many else wm,
         make_planner,
         episodes,
         budget,
@@ -371,8 +381,6 @@ def cmd_plan(cfg) -> None:
         record=record,
         record_info={"model": ckpt},
     )
-    from omegaconf import OmegaConf
-
     summary.update(
         env=cfg.env.name,
         model=ckpt,

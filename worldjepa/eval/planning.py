@@ -60,6 +60,7 @@ def goal_cost(
     proprio_noise: float = 0.0,
     proprio_norm: str = "l1",
     min_prob: float = 0.0,
+    reduce: bool = True,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -98,9 +99,12 @@ def goal_cost(
             predicted proprio step of each future (``WorldModel.sample_futures``).
         min_prob: with ``futures > 1`` and a categorical z, each prior draw skips the codes
             the prior gives less than this (``WorldModel.sample_futures``).
+        reduce: False returns each future's energy, (B, N, futures), without the risk
+            aggregation and the control cost (an ensemble pools its members' futures first:
+            :func:`ensemble_cost`).
 
     Returns:
-        cost(actions (B, N, H, A)) -> (B, N).
+        cost(actions (B, N, H, A)) -> (B, N), or (B, N, futures) with ``reduce=False``.
     """
 
     check_risk(risk, beta, alpha)
@@ -159,10 +163,55 @@ def goal_cost(
             proprio_scale=proprio_scale,
             proprio_norm=proprio_norm,
         )
+        if not reduce:
+            return e.view(B, N, -1)
         if futures > 1:
             e = aggregate(e, risk, beta, alpha)
         e = e.view(B, N)
         return e + action_weight * effort if effort is not None else e
+
+    return cost
+
+
+def members_of(wm) -> list[WorldModel]:
+    """One world model, or an ensemble given as a list of them, as a list; an ensemble's
+    members must agree on everything a plan relies on (task, image size, action and proprio
+    sizes, frameskip), else ValueError names the first difference."""
+    members = list(wm) if isinstance(wm, (list, tuple)) else [wm]
+    if not members:
+        raise ValueError("an ensemble needs at least one world model")
+    first = members[0].spec.to_dict()
+    for i, m in enumerate(members[1:], 1):
+        spec = m.spec.to_dict()
+        for key in ("task", "image_size", "env_action_dim", "frameskip", "proprio_dim"):
+            if spec[key] != first[key]:
+                raise ValueError(
+                    f"ensemble member {i} has {key}={spec[key]!r}, member 0 has {first[key]!r}: the members must be trained for the same task and interface"
+                )
+    return members
+
+
+def ensemble_cost(costs: list, risk: str = "mean", beta: float = 0.0, alpha: float = 1.0, action_weight: float = 0.0):
+    """One cost from several members' unreduced costs (``goal_cost(..., reduce=False)``).
+
+    Each member scores every candidate on its own ``futures`` sampled futures (one, its
+    mean future, for a deterministic model); the members' futures are pooled and the
+    pool is aggregated by ``risk`` as one model's futures are. So the model's own
+    disagreement (where members trained from different seeds predict different outcomes:
+    epistemic uncertainty) counts as risk alongside the latent's sampled outcomes
+    (aleatoric), in the manner of PETS's probabilistic ensembles. CVaR over the pool takes
+    the worst ``alpha`` share of all members' futures.
+    """
+    check_risk(risk, beta, alpha)
+    if not costs:
+        raise ValueError("an ensemble cost needs at least one member's cost")
+
+    def cost(actions: torch.Tensor) -> torch.Tensor:
+        e = torch.cat([c(actions) for c in costs], dim=-1)  # (B, N, members x futures)
+        e = aggregate(e, risk, beta, alpha)
+        if action_weight > 0:
+            e = e + action_weight * actions.pow(2).mean(dim=(-1, -2))
+        return e
 
     return cost
 
@@ -208,7 +257,7 @@ class TrapCause:
 
 def run_episode(
     env,
-    wm: WorldModel,
+    wm: WorldModel | list[WorldModel],
     planner,
     seed: int,
     budget: int,
@@ -220,6 +269,9 @@ def run_episode(
 ) -> EpisodeResult:
     """One MPC episode towards the goal image of ``env.reset(seed=seed)``.
 
+    ``wm``: one world model, or an ensemble (a list of them) whose members' futures are
+    pooled before the risk aggregation (:func:`ensemble_cost`).
+
     ``record``: also return the executed episode as dataset arrays (every frame, env
     action, proprio and simulator state; ``EpisodeResult.episode``), so that a model can
     be trained on the states its own planner visits.
@@ -229,6 +281,8 @@ def run_episode(
     all_steps, futures, risk, beta, alpha, hold); with ``hold`` the planner's actions are env
     actions held for the frameskip.
     """
+    members = members_of(wm)
+    wm = members[0]
     spec = wm.spec
     obs, info = env.reset(seed=seed)
     start_distance = float(info["distance"])
@@ -236,8 +290,8 @@ def run_episode(
     if goal_px.shape != (spec.image_size, spec.image_size, 3) or goal_px.dtype != np.uint8:
         raise ValueError(f"goal image must be uint8 ({spec.image_size}, {spec.image_size}, 3) for this model, got {goal_px.dtype} {goal_px.shape}")
     device = next(wm.parameters()).device
-    with torch.no_grad():
-        goal, goal_p = wm.encode_goal(torch.from_numpy(goal_px)[None].to(device))  # (1, K, D), (1, P) or None
+    with torch.no_grad():  # each member reads the goal image its own way: (1, K, D), (1, P) or None
+        goals = [m.encode_goal(torch.from_numpy(goal_px)[None].to(device)) for m in members]
     fs = spec.frameskip
     state = {"obs": obs, "info": info, "frames": [obs["pixels"]] if keep_frames else []}
     traps = TrapCause(window=fs)
@@ -257,10 +311,18 @@ def run_episode(
         kw = dict(cost_kw or {})
         if kw.get("futures", 1) > 1:
             kw.setdefault("noise_seed", seed * 1000 + replans[0])  # new scenarios each replan
-        with torch.no_grad():
-            ctx = wm.encode(torch.from_numpy(o["pixels"])[None, None].to(device))
         prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
-        return goal_cost(wm, ctx, goal, prop, goal_proprio=goal_p, **kw)
+        pixels = torch.from_numpy(o["pixels"])[None, None].to(device)
+        if len(members) == 1:
+            with torch.no_grad():
+                ctx = wm.encode(pixels)
+            return goal_cost(wm, ctx, goals[0][0], prop, goal_proprio=goals[0][1], **kw)
+        costs = []
+        for m, (goal, goal_p) in zip(members, goals):
+            with torch.no_grad():
+                ctx = m.encode(pixels)
+            costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **{**kw, "reduce": False}))
+        return ensemble_cost(costs, kw.get("risk", "mean"), kw.get("beta", 0.0), kw.get("alpha", 1.0), kw.get("action_weight", 0.0))
 
     def act(a: torch.Tensor) -> bool:
         if (cost_kw or {}).get("hold"):
@@ -379,7 +441,7 @@ def save_episode_media(res: EpisodeResult, gif_path: str, png_path: str | None =
 
 def evaluate(
     env_name: str,
-    wm: WorldModel,
+    wm: WorldModel | list[WorldModel],
     make_planner,
     episodes: int,
     budget: int,
@@ -407,6 +469,8 @@ def evaluate(
 
     import envs
 
+    members = members_of(wm)  # one model, or an ensemble (a list of models: ensemble_cost)
+    wm = members[0]
     env = envs.make(env_name, max_episode_steps=budget + 1, image_size=wm.spec.image_size)
     if wm.spec.task != env_name:
         raise ValueError(f"the model was trained on {wm.spec.task!r}, not {env_name!r}: train one for {env_name} or pass env={wm.spec.task}")
@@ -426,7 +490,7 @@ def evaluate(
     for i in tqdm(range(episodes), desc=f"plan {env_name}", disable=not progress):
         keep = media_dir is not None and i < media_episodes
         seed = first_seed + i
-        r = run_episode(env, wm, make_planner(), seed, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink, record=store is not None)
+        r = run_episode(env, members, make_planner(), seed, budget, execute, keep_frames=keep, cost_kw=cost_kw, shrink=shrink, record=store is not None)
         if store is not None:
             store.append(
                 r.episode, {"seed": seed, "policy": "plan", "action_repeat": int(u.action_repeat), "image_size": int(u.image_size), **(record_info or {})}
