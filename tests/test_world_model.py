@@ -1029,3 +1029,36 @@ def test_an_ensemble_pools_its_members_futures(latent_model, tmp_path):
     # a planning episode with the ensemble, both members reading the goal image themselves
     summary, results = evaluate("reach", [model, other], lambda: CEM(2, 2, samples=8, elites=2, iterations=1), episodes=1, budget=2, progress=False, cost_kw=kw)
     assert summary["episodes"] == 1 and len(results[0].replan_seconds) == 2
+
+
+def test_plan_command_takes_an_ensemble(latent_model, tmp_path, monkeypatch, capsys):
+    """``worldjepa plan model=[a,b]``: both checkpoints are loaded and recorded in
+    results.json; a member for another task is refused with the difference named."""
+    import json
+
+    from worldjepa.cli import main
+
+    model, run = latent_model
+    a = model.save(str(tmp_path / "a"))
+    b = WorldModel(ENC, pred_cfg(num_state_tokens=1, z_dim=4, z_hidden=32), model.spec).save(str(tmp_path / "b"))
+    monkeypatch.chdir(tmp_path)
+    common = [
+        "plan",
+        "env=reach",
+        "episodes=1",
+        "budget=2",
+        "media_episodes=0",
+        "progress=false",
+        "planner.samples=8",
+        "planner.elites=2",
+        "planner.iterations=1",
+        "energy_proprio_weight=0",
+    ]
+    assert main([*common, f"model=[{a},{b}]", "risk.futures=2", "risk.aggregate=cvar", "out=out"]) == 0
+    res = json.load(open(tmp_path / "out" / "results.json"))
+    assert res["model"] == [a, b] and res["episodes"] == 1
+    c = WorldModel(ENC, pred_cfg(num_state_tokens=1), WorldModelSpec(task="push", proprio_dim=6)).save(str(tmp_path / "c"))
+    capsys.readouterr()
+    assert main([*common, f"model=[{a},{c}]", "out=out2"]) == 2
+    assert "ensemble member 1 has task='push', member 0 has 'reach'" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out2" / "results.json")
