@@ -194,8 +194,9 @@ def members_of(wm) -> list[WorldModel]:
 def ensemble_cost(costs: list, risk: str = "mean", beta: float = 0.0, alpha: float = 1.0, action_weight: float = 0.0):
     """One cost from several members' unreduced costs (``goal_cost(..., reduce=False)``).
 
-    Each member scores every candidate on its own ``futures`` sampled futures (one, its
-    mean future, for a deterministic model); the members' futures are pooled and the
+    Each member scores every candidate on its own ``futures`` sampled futures (with
+    ``futures = 1`` its mean future, so deterministic members form an ensemble too; with
+    more, every member needs a latent variable); the members' futures are pooled and the
     pool is aggregated by ``risk`` as one model's futures are. So the model's own
     disagreement (where members trained from different seeds predict different outcomes:
     epistemic uncertainty) counts as risk alongside the latent's sampled outcomes
