@@ -367,7 +367,7 @@ def cmd_plan(cfg) -> None:
     cost_kw = plan_cost_kwargs(cfg)
     summary, _ = evaluate(
         cfg.env.name,
-        members if many else wm,
+        members,
         make_planner,
         episodes,
         budget,

@@ -314,15 +314,14 @@ def run_episode(
             kw.setdefault("noise_seed", seed * 1000 + replans[0])  # new scenarios each replan
         prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
         pixels = torch.from_numpy(o["pixels"])[None, None].to(device)
-        if len(members) == 1:
-            with torch.no_grad():
-                ctx = wm.encode(pixels)
-            return goal_cost(wm, ctx, goals[0][0], prop, goal_proprio=goals[0][1], **kw)
+        single = len(members) == 1  # one model aggregates its own futures; an ensemble pools them first
         costs = []
         for m, (goal, goal_p) in zip(members, goals):
             with torch.no_grad():
                 ctx = m.encode(pixels)
-            costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **{**kw, "reduce": False}))
+            costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **kw, reduce=single))
+        if single:
+            return costs[0]
         return ensemble_cost(costs, kw.get("risk", "mean"), kw.get("beta", 0.0), kw.get("alpha", 1.0), kw.get("action_weight", 0.0))
 
     def act(a: torch.Tensor) -> bool:
