@@ -1062,3 +1062,10 @@ def test_plan_command_takes_an_ensemble(latent_model, tmp_path, monkeypatch, cap
     assert main([*common, f"model=[{a},{c}]", "out=out2"]) == 2
     assert "ensemble member 1 has task='push', member 0 has 'reach'" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out2" / "results.json")
+    # a deterministic member cannot sample futures: the error names it, not just "this one"
+    d = WorldModel(ENC, pred_cfg(num_state_tokens=1), model.spec).save(str(tmp_path / "d"))
+    assert main([*common, f"model=[{a},{d}]", "risk.futures=2", "out=out3"]) == 2
+    err = capsys.readouterr().err
+    assert f"risk.futures=2 samples futures from each model's latent variable, but {d} has none" in err and a not in err.split("but")[1]
+    assert not os.path.exists(tmp_path / "out3" / "results.json")
+    assert main([*common, f"model=[{a},{d}]", "risk.futures=1", "out=out4"]) == 0  # one future each: a mixed ensemble plans

@@ -339,6 +339,13 @@ def cmd_plan(cfg) -> None:
         raise ValueError("model=[] names no checkpoint: give a directory, or a list of them for an ensemble")
     ckpts = [resolve_checkpoint(str(c), cfg.env.name) for c in (cfg.checkpoint if many else [cfg.checkpoint])]
     members = members_of([WorldModel.load(c, map_location=device) for c in ckpts])
+    futures = int(cfg.risk.futures)
+    flat = [c for c, m in zip(ckpts, members) if m.latent is None]
+    if futures > 1 and flat:  # name the member: an ensemble's error would otherwise not say which
+        raise ValueError(
+            f"risk.futures={futures} samples futures from each model's latent variable, but {', '.join(flat)} has none "
+            f"(a deterministic model, predictor.z_dim=0): use risk.futures=1, or plan without it"
+        )
     wm, ckpt = members[0], (ckpts if many else ckpts[0])
     hold = bool(cfg.hold_actions)
 
