@@ -343,8 +343,8 @@ def cmd_plan(cfg) -> None:
     flat = [c for c, m in zip(ckpts, members) if m.latent is None]
     if futures > 1 and flat:  # name the member: an ensemble's error would otherwise not say which
         raise ValueError(
-            f"risk.futures={futures} samples futures from each model's latent variable, but {', '.join(flat)} has none "
-            f"(a deterministic model, predictor.z_dim=0): use risk.futures=1, or plan without it"
+            f"risk.futures={futures} samples futures from each model's latent variable, but {', '.join(flat)} {'has' if len(flat) == 1 else 'have'} none "
+            f"(deterministic: predictor.z_dim=0): use risk.futures=1, or plan without it"
         )
     wm, ckpt = members[0], (ckpts if many else ckpts[0])
     hold = bool(cfg.hold_actions)
