@@ -41,3 +41,13 @@ def test_command_line_overrides_beat_the_task_defaults():
     assert plan.planner.horizon == 5 and plan.energy_action_weight == 0.0
     reach = _compose("plan")  # the README's main command keeps the shipped Reach settings
     assert (reach.planner.horizon, reach.planner.iterations, reach.planner.coarse, reach.energy_action_weight) == (5, 5, 1, 0.0)
+
+
+def test_hazard_plans_with_coloured_noise_by_default():
+    # Hazard's detour round the pits is a smooth action sequence; white-noise CEM seldom draws it
+    hazard = OmegaConf.to_container(_compose("plan", "env=hazard").planner, resolve=True)
+    assert hazard["noise_beta"] == 2.0
+    for task in sorted(set(TASKS) - {"hazard"}):
+        assert OmegaConf.to_container(_compose("plan", f"env={task}").planner, resolve=True)["noise_beta"] == 0.0, task
+    white = OmegaConf.to_container(_compose("plan", "env=hazard", "planner.noise_beta=0").planner, resolve=True)
+    assert white["noise_beta"] == 0
