@@ -109,7 +109,9 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: 
             state["proprio"] = o["proprio"]
         return False
 
-    planner = CEM(horizon=args.horizon, action_dim=2, samples=args.samples, elites=args.elites, iterations=args.iterations, seed=seed)
+    planner = CEM(
+        horizon=args.horizon, action_dim=2, samples=args.samples, elites=args.elites, iterations=args.iterations, seed=seed, noise_beta=args.noise_beta
+    )
     MPC(planner, execute=1, budget=args.budget // FRAMESKIP, shrink=True).run(lambda: None, make, act)
     inf = state["info"]
     return bool(inf["is_success"]), bool(inf["trapped"]), float(inf["distance"]), state["entries"]
@@ -126,6 +128,7 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=64)
     ap.add_argument("--elites", type=int, default=8)
     ap.add_argument("--iterations", type=int, default=4)
+    ap.add_argument("--noise-beta", type=float, default=0.0, help="CEM noise colour along the horizon (0 white, 2 iCEM; Hazard's worldjepa plan default is 2)")
     ap.add_argument("--budget", type=int, default=100, help="env steps per episode (Hazard's plan_budget)")
     ap.add_argument(
         "--norm",
@@ -145,7 +148,7 @@ def main() -> None:
     if not 0 <= args.model_noise < 1:
         raise SystemExit(f"--model-noise must lie in [0, 1) m, got {args.model_noise}")
     print(
-        f"Hazard, simulator as the model: CEM {args.samples} x {args.iterations} (elites {args.elites}), horizon {args.horizon} held actions, "
+        f"Hazard, simulator as the model: CEM {args.samples} x {args.iterations} (elites {args.elites}, noise beta {args.noise_beta}), horizon {args.horizon} held actions, "
         f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...), model position noise {args.model_noise} m per step, {args.norm} distance"
     )
     print(
