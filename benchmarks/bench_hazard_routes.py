@@ -2,9 +2,10 @@
 
     python benchmarks/bench_hazard_routes.py --model runs/world_hazard/final [--seeds 1001,1002] [--k 64] [--runs 100] [--latent-weight 1]
 
-From the start of each planning-list episode (reset seeds), five routes of five held
-actions (25 env steps): straight across (through the gust strip), round above and
-round below the pits, a corridor between strip and pit, and staying put. For each,
+From the start of each planning-list episode (reset seeds), six routes of five held
+actions (25 env steps): straight across (through the gust strip), across at the strip's
+edge on the start's side, round above and round below the pits, a corridor between
+strip and pit, and staying put. For each,
 ``k`` futures sampled from the model's prior give the share of futures that end in a
 pit and the energies the planner would aggregate (mean and CVaR 0.25 of the final-step
 energy to the goal image); ``runs`` simulator runs with different gust draws give the
@@ -28,10 +29,15 @@ from planners.risk import aggregate
 from worldjepa.world_model import WorldModel
 
 
-def routes(sx: float) -> dict[str, list[list[float]]]:
-    """Held env actions, five model steps each; ``sx`` is the direction of the goal in x."""
+def routes(sx: float, y0: float = 0.0) -> dict[str, list[list[float]]]:
+    """Held env actions, five model steps each; ``sx`` is the direction of the goal in x,
+    ``y0`` the start's y (the "edge" route first moves to y = +-0.09, the strip's edge on
+    the start's side, then goes straight across: a push towards the near pit traps, one
+    away from it does not, so the simulator traps half of its runs)."""
+    edge_y = 0.09 if y0 >= 0 else -0.09
     return {
         "straight": [[sx, 0]] * 5,
+        "edge": [[0.3 * sx, float(np.clip((edge_y - y0) / 0.25, -1, 1))]] + [[sx, 0]] * 4,
         "round above": [[0.2 * sx, 1], [sx, 0.6], [sx, 0], [0.6 * sx, -1], [0, -0.6]],
         "round below": [[0.2 * sx, -1], [sx, -0.6], [sx, 0], [0.6 * sx, 1], [0, 0.6]],
         "corridor": [[0.3 * sx, 0.65], [sx, 0], [sx, 0], [0.3 * sx, -0.65], [0, 0]],
@@ -65,7 +71,7 @@ def main() -> None:
             f"{args.k} sampled futures, {args.runs} simulator runs"
         )
         print(f"{'route':12s} {'model: in a pit':>16s} {'model dist':>10s} {'E mean':>7s} {'E cvar.25':>9s} | {'true: trapped':>13s} {'final dist':>10s}")
-        for name, r in routes(float(np.sign(goal_xy[0] - obs["proprio"][0]))).items():
+        for name, r in routes(float(np.sign(goal_xy[0] - obs["proprio"][0])), float(obs["proprio"][1])).items():
             a = m.hold(torch.tensor(r, dtype=torch.float32))[None]
             s, p = m.sample_futures(ctx, a, args.k, prop, generator=torch.Generator().manual_seed(0))
             e = m.goal_energy(
