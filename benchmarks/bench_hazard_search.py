@@ -19,16 +19,16 @@ not find.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
+import hydra
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 
 import envs
 from planners import CEM
-from worldjepa.eval.planning import ensemble_cost, goal_cost, members_of
+from worldjepa.cli import config_dir, plan_cost_kwargs
+from worldjepa.eval.planning import members_of, replan_cost
 from worldjepa.world_model import WorldModel
 
 
@@ -56,11 +56,7 @@ def first_replan_cost(members, env, seed: int, cost_kw: dict):
     """The cost of the first replan of episode ``seed`` (as ``run_episode`` builds it), and the start (x, y)."""
     obs, info = env.reset(seed=seed)
     goals = [m.encode_goal(torch.from_numpy(info["goal_pixels"])[None]) for m in members]
-    prop = torch.from_numpy(obs["proprio"])[None, None]
-    pixels = torch.from_numpy(obs["pixels"])[None, None]
-    kw = dict(cost_kw, noise_seed=seed * 1000 + 1)
-    costs = [goal_cost(m, m.encode(pixels), g, prop, goal_proprio=gp, **kw, reduce=len(members) == 1) for m, (g, gp) in zip(members, goals)]
-    cost = costs[0] if len(members) == 1 else ensemble_cost(costs, kw["risk"], kw["beta"], kw["alpha"])
+    cost = replan_cost(members, goals, obs, dict(cost_kw, noise_seed=seed * 1000 + 1))
     return cost, np.asarray(env.unwrapped.achieved(), dtype=float)
 
 
@@ -83,20 +79,11 @@ def main() -> None:
     members = members_of([WorldModel.load(p) for p in args.models.split(",")])
     if members[0].spec.task != "hazard":
         raise ValueError(f"{args.models}: hazard models expected, got task {members[0].spec.task!r}")
-    task = OmegaConf.load(os.path.join(os.path.dirname(__file__), "..", "configs", "env", "hazard.yaml"))
-    cost_kw = {  # the task's planning energy (configs/env/hazard.yaml), as worldjepa plan builds it
-        "energy": "l1",
-        "proprio_weight": float(task.plan_proprio_weight),
-        "all_steps": float(task.plan_all_steps),
-        "latent_weight": float(task.plan_latent_weight),
-        "proprio_scale": str(task.plan_proprio_scale),
-        "proprio_norm": str(task.plan_proprio_norm),
-        "futures": args.futures,
-        "risk": args.aggregate,
-        "beta": 1.0,
-        "alpha": args.alpha,
-        "hold": True,
-    }
+    overrides = ["env=hazard", "hold_actions=true", f"risk.futures={args.futures}", f"risk.aggregate={args.aggregate}", f"risk.alpha={args.alpha}"]
+    with hydra.initialize_config_dir(config_dir=str(config_dir()), version_base=None):
+        cfg = hydra.compose("plan", overrides=overrides)
+    cost_kw = plan_cost_kwargs(cfg)  # the energy worldjepa plan builds from the same config
+    horizon = int(cfg.planner.horizon)
     settings = {s: parse_setting(s) for s in args.settings.split(",")}
     ref_kw = parse_setting(args.reference)
     env = envs.make("hazard", max_episode_steps=10_000)
@@ -106,13 +93,13 @@ def main() -> None:
     torch.set_grad_enabled(False)
     for seed in seeds:
         cost, start = first_replan_cost(members, env, seed, cost_kw)
-        ref = CEM(horizon=int(task.plan_horizon), action_dim=A, seed=10_000, **ref_kw).plan(cost)
+        ref = CEM(horizon=horizon, action_dim=A, seed=10_000, **ref_kw).plan(cost)
         ref_cost, ref_strip = float(ref.cost[0]), heads_for_strip(start, ref.actions[0, 0].numpy())
         line = [f"seed {seed} start ({start[0]:+.2f},{start[1]:+.2f}) reference {ref_cost:6.2f}{' (strip)' if ref_strip else ''}"]
         for s, kw in settings.items():
             for r in range(args.repeats):
                 t0 = time.perf_counter()
-                res = CEM(horizon=int(task.plan_horizon), action_dim=A, seed=r, **kw).plan(cost)
+                res = CEM(horizon=horizon, action_dim=A, seed=r, **kw).plan(cost)
                 rows[s]["t"].append(time.perf_counter() - t0)
                 c = float(res.cost[0])
                 rows[s]["cost"].append(c)

@@ -217,6 +217,26 @@ def ensemble_cost(costs: list, risk: str = "mean", beta: float = 0.0, alpha: flo
     return cost
 
 
+def replan_cost(members: list[WorldModel], goals: list, obs: dict, cost_kw: dict, device: torch.device | str = "cpu"):
+    """One replan's cost from observation ``obs`` (``pixels``, ``proprio``): each member
+    encodes it and scores candidates towards its own read of the goal (``goals``: the
+    members' ``encode_goal`` outputs); one model aggregates its own futures, an ensemble
+    pools them first (:func:`ensemble_cost`). ``cost_kw`` are :func:`goal_cost`'s energy
+    settings, ``noise_seed`` included."""
+    spec = members[0].spec
+    prop = torch.from_numpy(obs["proprio"])[None, None].to(device) if spec.proprio_dim else None
+    pixels = torch.from_numpy(obs["pixels"])[None, None].to(device)
+    single = len(members) == 1
+    costs = []
+    for m, (goal, goal_p) in zip(members, goals):
+        with torch.no_grad():
+            ctx = m.encode(pixels)
+        costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **cost_kw, reduce=single))
+    if single:
+        return costs[0]
+    return ensemble_cost(costs, cost_kw.get("risk", "mean"), cost_kw.get("beta", 0.0), cost_kw.get("alpha", 1.0), cost_kw.get("action_weight", 0.0))
+
+
 @dataclass
 class EpisodeResult:
     seed: int
@@ -312,17 +332,7 @@ def run_episode(
         kw = dict(cost_kw or {})
         if kw.get("futures", 1) > 1:
             kw.setdefault("noise_seed", seed * 1000 + replans[0])  # new scenarios each replan
-        prop = torch.from_numpy(o["proprio"])[None, None].to(device) if spec.proprio_dim else None
-        pixels = torch.from_numpy(o["pixels"])[None, None].to(device)
-        single = len(members) == 1  # one model aggregates its own futures; an ensemble pools them first
-        costs = []
-        for m, (goal, goal_p) in zip(members, goals):
-            with torch.no_grad():
-                ctx = m.encode(pixels)
-            costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **kw, reduce=single))
-        if single:
-            return costs[0]
-        return ensemble_cost(costs, kw.get("risk", "mean"), kw.get("beta", 0.0), kw.get("alpha", 1.0), kw.get("action_weight", 0.0))
+        return replan_cost(members, goals, o, kw, device)
 
     def act(a: torch.Tensor) -> bool:
         if (cost_kw or {}).get("hold"):
