@@ -1,6 +1,7 @@
 """Hazard: what the planning protocol reaches with a perfect model (the simulator itself).
 
-    python benchmarks/bench_hazard_oracle.py [--episodes 50] [--horizon 5] [--futures 4]
+    python benchmarks/bench_hazard_oracle.py [--env hazard|hazard_gamble] [--gust-prob P]
+        [--episodes 50] [--horizon 5] [--futures 4]
         [--aggregate mean,cvar] [--all-steps 1.0] [--samples 64 --elites 8 --iterations 4]
         [--model-push 0.18,0.15] [--model-noise 0.02] [--norm l2|l1]
 
@@ -27,7 +28,7 @@ distance as abs(dx) + abs(dy), the form of worldjepa's proprio energy term, inst
 straight line.
 
 Besides success and the trapped share, each row gives the share of episodes whose plan
-entered the gust strip (a push happened) and, at those entries, the median abs(y) and
+entered the gust strip (pushed or not) and, at those entries, the median abs(y) and
 abs(vy) one env step before the push: the route the planner chose, without the coin of
 where the push lands.
 """
@@ -104,7 +105,7 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: 
     def act(a: torch.Tensor) -> bool:
         for _ in range(FRAMESKIP):
             o, _, _, _, state["info"] = env.step(np.clip(a.numpy(), -1, 1).astype(np.float32))
-            if state["info"]["pushed"]:
+            if state["info"]["entered"]:
                 state["entries"].append(state["proprio"])
             state["proprio"] = o["proprio"]
         return False
@@ -119,6 +120,15 @@ def episode(env, sim, seed: int, args, kind: str, all_steps: float, model_push: 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--env", default="hazard", choices=("hazard", "hazard_gamble"), help="the task (hazard_gamble: the gust fires at 35 %% of the entries into the strip)"
+    )
+    ap.add_argument(
+        "--gust-prob",
+        type=float,
+        default=None,
+        help="chance that the gust fires at an entry into the strip, for the task and the simulated model; default: the task's own",
+    )
     ap.add_argument("--episodes", type=int, default=50)
     ap.add_argument("--horizon", type=int, default=5)
     ap.add_argument("--futures", type=int, default=4)
@@ -139,8 +149,10 @@ def main() -> None:
     ap.add_argument("--model-noise", type=float, default=0.0, help="metres of normal error added to the model's position after each model step")
     ap.add_argument("--model-push", default=None, help="comma list of push sizes (m) the simulated model uses; default: the task's own")
     args = ap.parse_args()
-    env = envs.make("hazard", max_episode_steps=10_000)
-    sim = envs.make("hazard").unwrapped
+    if args.gust_prob is not None and not 0 <= args.gust_prob <= 1:
+        raise SystemExit(f"--gust-prob must lie in [0, 1], got {args.gust_prob}")
+    env = envs.make(args.env, max_episode_steps=10_000, gust_prob=args.gust_prob)
+    sim = envs.make(args.env, gust_prob=args.gust_prob).unwrapped
     sim.reset(seed=0)
     pushes = [float(x) for x in args.model_push.split(",")] if args.model_push else [type(sim).gust_push]
     if any(not 0 <= p < 1 for p in pushes):
@@ -148,7 +160,7 @@ def main() -> None:
     if not 0 <= args.model_noise < 1:
         raise SystemExit(f"--model-noise must lie in [0, 1) m, got {args.model_noise}")
     print(
-        f"Hazard, simulator as the model: CEM {args.samples} x {args.iterations} (elites {args.elites}, noise beta {args.noise_beta}), horizon {args.horizon} held actions, "
+        f"{args.env}, simulator as the model (gust_prob {sim.gust_prob}): CEM {args.samples} x {args.iterations} (elites {args.elites}, noise beta {args.noise_beta}), horizon {args.horizon} held actions, "
         f"{args.futures} futures, budget {args.budget} env steps, {args.episodes} episodes (seeds 1000...), model position noise {args.model_noise} m per step, {args.norm} distance"
     )
     print(

@@ -22,6 +22,7 @@ TASKS: dict[str, TaskSpec] = {
     "tworoom": TaskSpec("tworoom", "worldjepa/TwoRoom-v0", "envs.tasks:TwoRoomEnv", 100),
     "push": TaskSpec("push", "worldjepa/Push-v0", "envs.tasks:PushEnv", 100),
     "hazard": TaskSpec("hazard", "worldjepa/Hazard-v0", "envs.tasks:HazardEnv", 100),
+    "hazard_gamble": TaskSpec("hazard_gamble", "worldjepa/HazardGamble-v0", "envs.tasks:HazardGambleEnv", 100),
 }
 
 GYM_PREFIX = "gym:"  # "gym:Reacher-v5" adapts a stock Gymnasium MuJoCo env

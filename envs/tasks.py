@@ -226,8 +226,14 @@ class HazardEnv(PointMassEnv):
     could use, so the task measured that precision instead of the choice between risk and
     a detour (docs/BENCHMARKS.md section 5).
 
+    ``gust_prob`` is the chance that the gust fires when the agent enters the strip
+    (default 1: every entry is pushed). Below 1 the crossing is a gamble: it passes
+    untouched with probability 1 - ``gust_prob`` and lands in a pit otherwise
+    (``HazardGambleEnv``, the task ``hazard_gamble``, uses 0.35).
+
     ``info["gust"]`` is the last push (+1 up, -1 down, 0 none yet this episode),
-    ``info["pushed"]`` whether one happened during this step, and
+    ``info["pushed"]`` whether one happened during this step, ``info["entered"]`` whether
+    the agent entered the strip during this step (pushed or not), and
     ``info["trapped"]`` whether a pit holds the agent: for tests and metrics only; the
     planner never sees them. proprio: (x, y, vx, vy). Success: within 0.05 m of the goal.
     """
@@ -236,19 +242,24 @@ class HazardEnv(PointMassEnv):
     gust_half = (0.1, 0.12)
     pit_x, pit_y = 0.12, (0.12, 0.32)
     gust_push = 0.18
+    gust_prob = 1.0
     exploration_policies = ("random", "directed")
 
-    def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None) -> None:
+    def __init__(self, image_size: int = 64, action_repeat: int = 1, render_mode: str | None = None, gust_prob: float | None = None) -> None:
         super().__init__("hazard.xml", frame_skip=10, image_size=image_size, action_repeat=action_repeat, render_mode=render_mode)
+        if gust_prob is not None:
+            if not 0.0 <= float(gust_prob) <= 1.0:
+                raise ValueError(f"gust_prob must lie in [0, 1], got {gust_prob}")
+            self.gust_prob = float(gust_prob)
         self._gust, self._in_gust, self._trapped_at = 0, False, None
-        self._pushed = False
+        self._pushed = self._entered = False
 
     def _side_point(self, side: float) -> np.ndarray:
         return np.array([side * self.np_random.uniform(0.28, 0.42), self.np_random.uniform(-0.1, 0.1)])
 
     def reset_model(self) -> None:
         self._gust, self._in_gust, self._trapped_at = 0, False, None
-        self._pushed = False
+        self._pushed = self._entered = False
         self.data.qpos[:] = self._side_point(-1.0 if self.np_random.random() < 0.5 else 1.0)
         self.data.qvel[:] = 0.0
 
@@ -265,11 +276,14 @@ class HazardEnv(PointMassEnv):
         return (x < cls.pit_x) & (y > cls.pit_y[0]) & (y < cls.pit_y[1])
 
     def _advance(self, action: np.ndarray) -> None:
-        self._pushed = False
+        self._pushed = self._entered = False
         if self._trapped_at is None:
             super()._advance(action)
             inside = self.in_gust(self.data.qpos[:2])
-            if inside and not self._in_gust:  # entering the strip: a push up or down, 50/50
+            self._entered = inside and not self._in_gust
+            # entering the strip: with probability gust_prob a push up or down, 50/50 (at
+            # gust_prob 1 no extra draw, so the task's random stream is as it always was)
+            if self._entered and (self.gust_prob >= 1.0 or self.np_random.random() < self.gust_prob):
                 self._gust = 1 if self.np_random.random() < 0.5 else -1
                 self.data.qpos[1] += self._gust * self.gust_push
                 self._pushed = True
@@ -313,6 +327,7 @@ class HazardEnv(PointMassEnv):
         info = super()._info(with_goal)
         info["gust"] = self._gust
         info["pushed"] = self._pushed  # a gust pushed the agent during this step
+        info["entered"] = self._entered  # the agent entered the strip during this step (pushed or not)
         info["trapped"] = self._trapped_at is not None
         return info
 
@@ -322,3 +337,18 @@ class HazardEnv(PointMassEnv):
         if name == "directed":
             return HazardDirectedPolicy(self, rng)
         return super().make_policy(name, rng)
+
+
+class HazardGambleEnv(HazardEnv):
+    """Hazard where the crossing is a gamble: entering the strip fires the gust at 35 % of
+    the entries (``gust_prob``). A crossing from the strip's middle then reaches the far
+    side untouched in 65 % of the cases and lands in a pit in the rest, so on the average
+    future the short route often scores better than the detour round the pits, while its
+    worst case is a pit: the choice where a risk-neutral planner (the mean over futures)
+    and a risk-aware one (CVaR) part. With the simulator as the model, 0.5 made the
+    risk-neutral planner go round too (it entered the strip in 26 % of the episodes,
+    trapped 4 %), and 0.25 let four sampled futures miss the gust often enough that the
+    risk-aware one gambled as well (docs/BENCHMARKS.md section 5, twentieth session).
+    Layout, pits, goals and policies are those of ``HazardEnv``."""
+
+    gust_prob = 0.35

@@ -45,9 +45,9 @@ def test_command_line_overrides_beat_the_task_defaults():
 
 def test_hazard_plans_with_coloured_noise_by_default():
     # Hazard's detour round the pits is a smooth action sequence; white-noise CEM seldom draws it
-    hazard = OmegaConf.to_container(_compose("plan", "env=hazard").planner, resolve=True)
-    assert hazard["noise_beta"] == 2.0
-    for task in sorted(set(TASKS) - {"hazard"}):
+    for task in ("hazard", "hazard_gamble"):
+        assert OmegaConf.to_container(_compose("plan", f"env={task}").planner, resolve=True)["noise_beta"] == 2.0, task
+    for task in sorted(set(TASKS) - {"hazard", "hazard_gamble"}):
         assert OmegaConf.to_container(_compose("plan", f"env={task}").planner, resolve=True)["noise_beta"] == 0.0, task
     white = OmegaConf.to_container(_compose("plan", "env=hazard", "planner.noise_beta=0").planner, resolve=True)
     assert white["noise_beta"] == 0

@@ -281,6 +281,36 @@ def test_hazard_pits_leave_no_safe_way_through_the_middle():
     assert env.data.qpos[0] > 0.2
 
 
+def test_hazard_gamble_crossing_passes_or_is_trapped():
+    """hazard_gamble: straight through the strip's middle, some seeds pass untouched (no
+    push, reach the far side) and the others are pushed into a pit; every entry is
+    reported in info["entered"]. Plain Hazard pushes at every entry."""
+    for name, prob in (("hazard_gamble", 0.35), ("hazard", 1.0)):
+        env = envs.make(name).unwrapped
+        assert env.gust_prob == prob
+        results = []
+        for seed in range(20):
+            env.reset(seed=seed, options={"goal_state": np.array([0.35, 0.0])})
+            env.restore({**env.snapshot(), "qpos": np.array([-0.16, 0.0]), "qvel": np.zeros(2)}, np.random.default_rng(seed))
+            entered = pushed = 0
+            for _ in range(12):
+                _, _, _, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
+                entered += info["entered"]
+                pushed += info["pushed"]
+            assert entered == 1, (name, seed)
+            results.append((pushed, info["trapped"], env.data.qpos[0] > 0.12))
+        if prob < 1:
+            assert {r for r in results} == {(0, False, True), (1, True, False)}, results
+        else:
+            assert all(r == (1, True, False) for r in results), results
+
+
+def test_hazard_gust_prob_is_checked():
+    with pytest.raises(ValueError, match=r"gust_prob must lie in \[0, 1\], got 1.5"):
+        envs.make("hazard", gust_prob=1.5)
+    assert envs.make("hazard", gust_prob=0.25).unwrapped.gust_prob == 0.25
+
+
 def test_held_policy_changes_action_only_at_decisions():
     """policy_hold=5: the exploration action is constant within each block of 5 env steps
     (aligned with step 0, as the model's frameskip cuts an episode) and changes between

@@ -58,10 +58,18 @@ def test_summary_counts_trapped_episodes():
 
     from worldjepa.eval.planning import EpisodeResult, summarize
 
-    def ep(seed, ok, trapped, cause=None, pushes=None):
-        return EpisodeResult(seed, ok, 0.1, [0.5], [], np.zeros((4, 4, 3), np.uint8), [[1.0]], trapped, trap_cause=cause, pushes=pushes)
+    def ep(seed, ok, trapped, cause=None, pushes=None, entered=None):
+        return EpisodeResult(seed, ok, 0.1, [0.5], [], np.zeros((4, 4, 3), np.uint8), [[1.0]], trapped, trap_cause=cause, pushes=pushes, entered=entered)
 
-    s = summarize([ep(0, True, False, pushes=0), ep(1, False, True, "gust", 1), ep(2, False, True, "drove in", 0), ep(3, True, False, pushes=2)])
+    s = summarize(
+        [
+            ep(0, True, False, pushes=0, entered=1),
+            ep(1, False, True, "gust", 1, 1),
+            ep(2, False, True, "drove in", 0, 0),
+            ep(3, True, False, pushes=2, entered=2),
+        ]
+    )
+    assert s["entered_share"] == 0.75 and s["per_episode"][0]["entered"] == 1
     assert s["trapped_share"] == 0.5 and s["per_episode"][1]["trapped"] is True
     assert s["trapped_by_gust_share"] == 0.25 and s["trapped_driving_in_share"] == 0.25
     assert s["per_episode"][2]["trap_cause"] == "drove in" and "trap_cause" not in s["per_episode"][0]
@@ -85,7 +93,7 @@ def test_trap_cause_tells_a_gust_from_driving_in():
             _, _, _, _, info = env.step(np.array([1.0, 0.0], dtype=np.float32))
             tc.update(info)
         assert (tc.cause == "gust") == info["trapped"] and (tc.cause is None) == (not info["trapped"])
-        assert tc.pushes == 1  # through the strip's edge once: one push
+        assert tc.pushes == 1 and tc.entered == 1  # through the strip's edge once: one push
         causes.add(tc.cause)
     assert causes == {"gust", None}
     env.reset(seed=0, options={"goal_state": np.array([0.35, 0.0])})

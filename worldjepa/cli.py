@@ -429,7 +429,8 @@ def cmd_plan(cfg) -> None:
                 if "trapped_share" in summary
                 else []
             ),
-            *([("pushed by a gust", f"{summary['pushed_share']:.0%} of episodes (the plan entered the strip)")] if "pushed_share" in summary else []),
+            *([("entered the gust strip", f"{summary['entered_share']:.0%} of episodes")] if "entered_share" in summary else []),
+            *([("pushed by a gust", f"{summary['pushed_share']:.0%} of episodes")] if "pushed_share" in summary else []),
             ("budget", f"{budget} env steps, planner {cfg.planner._target_.split('.')[-1]}"),
             ("results", os.path.join(out, "results.json")),
         ]

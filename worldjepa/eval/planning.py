@@ -249,9 +249,10 @@ class EpisodeResult:
     trapped: bool | None = None  # tasks with a hazard (info["trapped"]) at the end; None elsewhere
     trap_cause: str | None = None  # when trapped: "gust" (a push within the model step before) or "drove in"
     start_distance: float = float("nan")  # the task's distance to the goal at the start: how much of it the plan closed
-    pushes: int | None = None  # tasks with gusts (info["pushed"]): how many times a gust pushed the agent (the plan entered the strip)
+    pushes: int | None = None  # tasks with gusts (info["pushed"]): how many times a gust pushed the agent
+    entered: int | None = None  # tasks with gusts (info["entered"]): how many times the plan entered the strip, pushed or not
     path: list[list[float]] | None = None  # the task's achieved state (e.g. the agent's position) at the start and after each model step
-    entries: list[list[float]] | None = None  # tasks with gusts: the proprio one env step before each push (where and how fast the plan entered the strip)
+    entries: list[list[float]] | None = None  # tasks with gusts: the proprio one env step before each entry into the strip
     episode: dict[str, np.ndarray] | None = None  # with record=True: the executed episode as dataset arrays (EpisodeStore.append)
 
 
@@ -259,11 +260,12 @@ class TrapCause:
     """Why a hazard trapped the agent, from the env's step infos (``trapped``, ``pushed``):
     ``"gust"`` when a push came within ``window`` env steps up to the trapping step (one model
     step), ``"drove in"`` otherwise (the plan itself led into the pit); None while free.
-    ``pushes`` counts the pushes: the times the plan took the agent into the strip."""
+    ``pushes`` counts the pushes, ``entered`` the times the plan took the agent into the
+    strip (``info["entered"]``; where a task reports only pushes, every push is an entry)."""
 
     def __init__(self, window: int) -> None:
         self.window, self.since_push, self.cause, self._trapped = window, None, None, False
-        self.pushes = 0
+        self.pushes = self.entered = 0
 
     def update(self, info: dict) -> None:
         if self.since_push is not None:
@@ -271,6 +273,8 @@ class TrapCause:
         if info.get("pushed"):
             self.since_push = 0
             self.pushes += 1
+        if info.get("entered", info.get("pushed")):
+            self.entered += 1
         if info.get("trapped") and not self._trapped:
             self.cause = "gust" if self.since_push is not None and self.since_push < self.window else "drove in"
         self._trapped = bool(info.get("trapped"))
@@ -343,7 +347,7 @@ def run_episode(
             before = state["obs"].get("proprio")
             o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))
             traps.update(inf)
-            if inf.get("pushed") and before is not None:
+            if inf.get("entered", inf.get("pushed")) and before is not None:
                 entries.append(np.asarray(before, dtype=float).tolist())
             if rec is not None:
                 rec.add(np.clip(chunk, -1, 1), o, inf)
@@ -376,6 +380,7 @@ def run_episode(
         start_distance=start_distance,
         trap_cause=traps.cause if trapped else None,
         pushes=traps.pushes if gusty else None,
+        entered=traps.entered if gusty else None,
         path=path,
         entries=entries if gusty else None,
         episode=episode,
@@ -397,8 +402,11 @@ def summarize(results: list[EpisodeResult]) -> dict:
             "trapped_driving_in_share": causes.count("drove in") / len(hazard),
         }
     gusted = [r.pushes > 0 for r in results if r.pushes is not None]
-    if gusted:  # how often the plan took the agent into the gust strip: the planner's choice, without the coin of where the push lands
+    if gusted:  # how often a gust pushed the agent
         extra["pushed_share"] = sum(gusted) / len(gusted)
+    went_in = [r.entered > 0 for r in results if r.entered is not None]
+    if went_in:  # how often the plan took the agent into the gust strip: the planner's choice, without the coin of whether and where the gust pushes
+        extra["entered_share"] = sum(went_in) / len(went_in)
     return {
         **extra,
         "episodes": n,
@@ -417,6 +425,7 @@ def summarize(results: list[EpisodeResult]) -> dict:
                 **({"trapped": r.trapped} if r.trapped is not None else {}),
                 **({"trap_cause": r.trap_cause} if r.trap_cause is not None else {}),
                 **({"pushes": r.pushes} if r.pushes is not None else {}),
+                **({"entered": r.entered} if r.entered is not None else {}),
                 **({"entries": r.entries} if r.entries is not None else {}),
                 **({"path": r.path} if r.path is not None else {}),
             }
