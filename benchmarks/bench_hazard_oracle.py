@@ -29,8 +29,8 @@ straight line.
 
 Besides success and the trapped share, each row gives the share of episodes whose plan
 entered the gust strip (pushed or not) and, at those entries, the median abs(y) and
-abs(vy) one env step before the push: the route the planner chose, without the coin of
-where the push lands.
+abs(vy) one env step before the entry: the route the planner chose, without the coin of
+whether and where the gust pushes.
 """
 
 from __future__ import annotations
