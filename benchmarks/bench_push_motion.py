@@ -14,7 +14,6 @@ alone, so a model that uses its actions should beat copy-last there clearly.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 
 import numpy as np
@@ -22,6 +21,7 @@ import torch
 
 import envs
 from worldjepa.eval.rollout_eval import _held_out_clips
+from worldjepa.train.checkpoint import read_meta
 from worldjepa.world_model import WorldModel
 
 
@@ -31,11 +31,9 @@ def main() -> None:
     ap.add_argument("--clips", type=int, default=400)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    meta_path = os.path.join(args.run, "final", "meta.json")
-    if not os.path.exists(meta_path):
-        raise SystemExit(f"no checkpoint at {args.run}/final (meta.json missing)")
-    meta = json.load(open(meta_path))
-    wm = WorldModel.load(os.path.join(args.run, "final")).eval()
+    ckpt = os.path.join(args.run, "final")
+    meta = read_meta(ckpt)  # a clear error for a missing or corrupt checkpoint
+    wm = WorldModel.load(ckpt).eval()
     if wm.spec.task != "push":
         raise SystemExit(f"{args.run} is a {wm.spec.task!r} model; this benchmark reads Push's block and pusher")
     env = envs.make("push").unwrapped

@@ -267,17 +267,19 @@ class TrapCause:
         self.window, self.since_push, self.cause, self._trapped = window, None, None, False
         self.pushes = self.entered = 0
 
-    def update(self, info: dict) -> None:
+    def update(self, info: dict) -> bool:
+        """Take one env step's info; returns whether the agent entered the strip in it."""
         if self.since_push is not None:
             self.since_push += 1
         if info.get("pushed"):
             self.since_push = 0
             self.pushes += 1
-        if info.get("entered", info.get("pushed")):
-            self.entered += 1
+        entered = bool(info.get("entered", info.get("pushed")))
+        self.entered += entered
         if info.get("trapped") and not self._trapped:
             self.cause = "gust" if self.since_push is not None and self.since_push < self.window else "drove in"
         self._trapped = bool(info.get("trapped"))
+        return entered
 
 
 def run_episode(
@@ -346,8 +348,7 @@ def run_episode(
         for chunk in chunks:
             before = state["obs"].get("proprio")
             o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))
-            traps.update(inf)
-            if inf.get("entered", inf.get("pushed")) and before is not None:
+            if traps.update(inf) and before is not None:
                 entries.append(np.asarray(before, dtype=float).tolist())
             if rec is not None:
                 rec.add(np.clip(chunk, -1, 1), o, inf)
