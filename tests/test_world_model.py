@@ -1069,3 +1069,40 @@ def test_plan_command_takes_an_ensemble(latent_model, tmp_path, monkeypatch, cap
     assert f"risk.futures=2 samples futures from each model's latent variable, but {d} has none" in err  # d alone, not a
     assert not os.path.exists(tmp_path / "out3" / "results.json")
     assert main([*common, f"model=[{a},{d}]", "risk.futures=1", "out=out4"]) == 0  # one future each: a mixed ensemble plans
+
+
+def test_planning_gives_a_history_model_its_past_steps():
+    """A model trained with history C > 1 plans from the last C observations and the
+    actions executed between them, as it was trained; the context is shorter only at the
+    episode's start, and an ensemble's members must agree on the history."""
+    from planners import CEM
+    from worldjepa.eval.planning import goal_cost, members_of, replan_cost, run_episode
+
+    torch.manual_seed(0)
+    wm = WorldModel(ENC, pred_cfg(num_state_tokens=1), WorldModelSpec(proprio_dim=6, history=2)).eval()
+    env = envs.make("reach")
+    o0, info = env.reset(seed=3)
+    a0 = np.array([0.9, -0.7], np.float32)
+    o1 = env.step(a0)[0]
+    o2 = env.step(-a0)[0]
+    with torch.no_grad():
+        goals = [wm.encode_goal(torch.from_numpy(info["goal_pixels"])[None])]
+    kw = {"energy": "l1"}
+    cand = torch.rand(1, 5, 3, 2) * 2 - 1
+    with torch.no_grad():
+        with_past = replan_cost([wm], goals, o1, kw, past=[(o0, a0)])(cand)
+        alone = replan_cost([wm], goals, o1, kw)(cand)
+        px = torch.from_numpy(np.stack([o0["pixels"], o1["pixels"]]))[None]
+        pp = torch.from_numpy(np.stack([o0["proprio"], o1["proprio"]]))[None]
+        by_hand = goal_cost(wm, wm.encode(px), goals[0][0], pp, context_actions=torch.from_numpy(a0)[None, None], **kw)(cand)
+        # only the last C - 1 = 1 past steps join the context
+        longer = replan_cost([wm], goals, o2, kw, past=[(o0, a0), (o1, -a0)])(cand)
+        last = replan_cost([wm], goals, o2, kw, past=[(o1, -a0)])(cand)
+    assert torch.allclose(with_past, by_hand, atol=1e-6)
+    assert not torch.allclose(with_past, alone, atol=1e-4)  # the past step changes the prediction
+    assert torch.allclose(longer, last, atol=1e-6)
+    res = run_episode(envs.make("reach"), wm, CEM(3, 2, samples=8, elites=2, iterations=1), seed=1000, budget=3)
+    assert len(res.replan_seconds) == 3
+    one = WorldModel(ENC, pred_cfg(num_state_tokens=1), WorldModelSpec(proprio_dim=6))
+    with pytest.raises(ValueError, match="history=1"):
+        members_of([wm, one])

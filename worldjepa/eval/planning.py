@@ -61,6 +61,7 @@ def goal_cost(
     proprio_norm: str = "l1",
     min_prob: float = 0.0,
     reduce: bool = True,
+    context_actions: torch.Tensor | None = None,
 ):
     """Cost closure for planners: candidate action sequences -> energy to the goal.
 
@@ -70,9 +71,12 @@ def goal_cost(
     dimension divided by the decoder's training error (``WorldModel.proprio_distance``).
 
     Args:
-        context: (1, 1, K, D) state tokens of the current observation.
+        context: (1, C, K, D) state tokens of the current observation, after the C - 1
+            observations before it (C up to the model's trained ``history``).
         goal: (1, K, D) state tokens of the goal image.
-        proprio: (1, 1, P) current proprio, if the model uses it.
+        proprio: (1, C, P) the same steps' proprio, if the model uses it.
+        context_actions: (1, C - 1, A) the model actions executed between those steps
+            (needed when C > 1).
         goal_proprio: (1, P) proprio read from the goal image (``WorldModel.encode_goal``),
             needed when ``proprio_weight > 0``.
         all_steps: weight in [0, 1] of the energy averaged over every predicted step
@@ -131,6 +135,7 @@ def goal_cost(
     # the observation and goal are constants of the plan (no graph back into the encoder)
     context, goal = context.detach(), goal.detach()
     proprio = proprio.detach() if proprio is not None else None
+    context_actions = context_actions.detach() if context_actions is not None else None
     goal_proprio = goal_proprio.detach() if goal_proprio is not None else None
     if proprio_weight > 0 and (proprio is None or goal_proprio is None):
         raise ValueError("energy_proprio_weight > 0 needs a model with proprio and a proprio decoder (predictor.proprio_decoder_hidden > 0)")
@@ -142,14 +147,17 @@ def goal_cost(
         B, N, H, A = actions.shape
         ctx = context.expand(B * N, -1, -1, -1)
         prop = proprio.expand(B * N, -1, -1) if proprio is not None else None
+        past = context_actions.expand(B * N, -1, -1) if context_actions is not None else None
         flat = actions.reshape(B * N, H, A)
         if futures > 1:  # (B*N, k, H, ...) -> energies (B*N, k) -> one risk-aggregated cost
             if common_noise:
                 gen.manual_seed(noise_seed)
-            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, generator=gen, common=common_noise, proprio_noise=proprio_noise, min_prob=min_prob)
+            pred, pred_p = wm.sample_futures(
+                ctx, flat, futures, prop, context_actions=past, generator=gen, common=common_noise, proprio_noise=proprio_noise, min_prob=min_prob
+            )
             g = goal.expand(B * N, -1, -1).unsqueeze(1)
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
-            pred, pred_p = wm.rollout(ctx, flat, prop, grad=actions.requires_grad)  # (B*N, H, K, D)
+            pred, pred_p = wm.rollout(ctx, flat, prop, context_actions=past, grad=actions.requires_grad)  # (B*N, H, K, D)
             g = goal.expand(B * N, -1, -1)
         e = wm.goal_energy(
             pred,
@@ -176,14 +184,14 @@ def goal_cost(
 def members_of(wm) -> list[WorldModel]:
     """One world model, or an ensemble given as a list of them, as a list; an ensemble's
     members must agree on everything a plan relies on (task, image size, action and proprio
-    sizes, frameskip), else ValueError names the first difference."""
+    sizes, frameskip, history), else ValueError names the first difference."""
     members = list(wm) if isinstance(wm, (list, tuple)) else [wm]
     if not members:
         raise ValueError("an ensemble needs at least one world model")
     first = members[0].spec.to_dict()
     for i, m in enumerate(members[1:], 1):
         spec = m.spec.to_dict()
-        for key in ("task", "image_size", "env_action_dim", "frameskip", "proprio_dim"):
+        for key in ("task", "image_size", "env_action_dim", "frameskip", "proprio_dim", "history"):
             if spec[key] != first[key]:
                 raise ValueError(
                     f"ensemble member {i} has {key}={spec[key]!r}, member 0 has {first[key]!r}: the members must be trained for the same task and interface"
@@ -217,21 +225,31 @@ def ensemble_cost(costs: list, risk: str = "mean", beta: float = 0.0, alpha: flo
     return cost
 
 
-def replan_cost(members: list[WorldModel], goals: list, obs: dict, cost_kw: dict, device: torch.device | str = "cpu"):
+def replan_cost(
+    members: list[WorldModel], goals: list, obs: dict, cost_kw: dict, device: torch.device | str = "cpu", past: list[tuple[dict, np.ndarray]] | None = None
+):
     """One replan's cost from observation ``obs`` (``pixels``, ``proprio``): each member
     encodes it and scores candidates towards its own read of the goal (``goals``: the
     members' ``encode_goal`` outputs); one model aggregates its own futures, an ensemble
     pools them first (:func:`ensemble_cost`). ``cost_kw`` are :func:`goal_cost`'s energy
-    settings, ``noise_seed`` included."""
+    settings, ``noise_seed`` included.
+
+    ``past``: for models trained with a history of C > 1 steps, up to C - 1 earlier
+    (observation, model action executed from it) pairs at model-step spacing, oldest
+    first; they join the context. Early in an episode the context is shorter (the
+    teacher-forced loss trains every step, the first too, on the steps before it alone)."""
     spec = members[0].spec
-    prop = torch.from_numpy(obs["proprio"])[None, None].to(device) if spec.proprio_dim else None
-    pixels = torch.from_numpy(obs["pixels"])[None, None].to(device)
+    past = list(past or [])[-(spec.history - 1) :] if spec.history > 1 else []
+    seen = [o for o, _ in past] + [obs]
+    prop = torch.from_numpy(np.stack([o["proprio"] for o in seen]))[None].to(device) if spec.proprio_dim else None
+    pixels = torch.from_numpy(np.stack([o["pixels"] for o in seen]))[None].to(device)
+    acts = torch.from_numpy(np.stack([a for _, a in past])).float()[None].to(device) if past else None
     single = len(members) == 1
     costs = []
     for m, (goal, goal_p) in zip(members, goals):
         with torch.no_grad():
             ctx = m.encode(pixels)
-        costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **cost_kw, reduce=single))
+        costs.append(goal_cost(m, ctx, goal, prop, goal_proprio=goal_p, **cost_kw, reduce=single, context_actions=acts))
     if single:
         return costs[0]
     return ensemble_cost(costs, cost_kw.get("risk", "mean"), cost_kw.get("beta", 0.0), cost_kw.get("alpha", 1.0), cost_kw.get("action_weight", 0.0))
@@ -327,6 +345,7 @@ def run_episode(
     path = [np.asarray(achieved(), dtype=float).tolist()] if achieved else None
     entries: list[list[float]] = []
     rec = EpisodeRecord(obs, info) if record else None
+    past: list[tuple[dict, np.ndarray]] = []  # (observation, model action executed from it) of earlier model steps, for a history > 1
 
     def observe():
         return state["obs"]
@@ -338,12 +357,15 @@ def run_episode(
         kw = dict(cost_kw or {})
         if kw.get("futures", 1) > 1:
             kw.setdefault("noise_seed", seed * 1000 + replans[0])  # new scenarios each replan
-        return replan_cost(members, goals, o, kw, device)
+        return replan_cost(members, goals, o, kw, device, past=past)
 
     def act(a: torch.Tensor) -> bool:
         if (cost_kw or {}).get("hold"):
             a = wm.hold(a)
         chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
+        if spec.history > 1:  # the context of later replans: this observation and what was done from it (as executed: clipped)
+            past.append((state["obs"], np.clip(chunks, -1, 1).reshape(-1).astype(np.float32)))
+            del past[: -(spec.history - 1)]
         done = False
         for chunk in chunks:
             before = state["obs"].get("proprio")
