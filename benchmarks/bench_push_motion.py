@@ -63,7 +63,9 @@ def main() -> None:
     idx = rng.integers(0, len(model), (2000, len(model)))
     boot = copy[idx].mean(1) / model[idx].mean(1)
     lo, hi = np.percentile(boot, [2.5, 97.5])
-    print(f"  all clips: ratio 95 % interval {lo:.2f}-{hi:.2f} (bootstrap over clips); the model is nearer the truth than copy-last in {(model < copy).mean():.0%} of them")
+    print(
+        f"  all clips: ratio 95 % interval {lo:.2f}-{hi:.2f} (bootstrap over clips); the model is nearer the truth than copy-last in {(model < copy).mean():.0%} of them"
+    )
 
 
 if __name__ == "__main__":
