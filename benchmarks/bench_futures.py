@@ -105,6 +105,13 @@ def in_modes(xy: np.ndarray, outcomes: np.ndarray, same: float = 0.06) -> np.nda
     return np.stack([(near == 0).any(1), (near == 1).any(1)], -1)
 
 
+def entry_steps(proprio: np.ndarray, env: HazardEnv) -> np.ndarray:
+    """Env steps in which the agent entered the gust strip, pushed or not: (L+1, P) -> bool (L,).
+    A push throws the agent out of the strip within the step, so a push step counts too."""
+    inside = np.array([env.in_gust(xy) for xy in proprio[:, :2]])
+    return (~inside[:-1] & inside[1:]) | push_steps(proprio)
+
+
 def y_shortfall(xy: np.ndarray, outcomes: np.ndarray, near: np.ndarray, to_pit: np.ndarray) -> float:
     """How far the samples that head for a pit outcome stop short of it in |y| (m; positive =
     short of the outcome, towards the strip): samples ``xy`` (N, k, 2), ``outcomes`` (N, 3, 2+),
@@ -122,6 +129,11 @@ def main() -> None:
     ap.add_argument("--det", default=None, help="a deterministic twin (z_dim 0) for the best-of-k ratio; without it the ratio is not printed")
     ap.add_argument("--k", type=int, default=16)
     ap.add_argument("--push", type=float, default=HazardEnv.gust_push)
+    ap.add_argument(
+        "--entries",
+        action="store_true",
+        help="hazard_gamble: also the coverage of the three outcomes (a push up, a push down, no push) over the model steps that enter the strip",
+    )
     ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -239,6 +251,8 @@ def main() -> None:
         print(f"{who}, gust cases: error {err_post[g].mean():.4f} m; all cases: best-of-{args.k} {err_best.mean():.4f} m")
     for ahead in (2, 3):
         gust_ahead(lat, val, args.k, ahead, sim)
+    if args.entries:
+        entry_coverage(lat, val, args.k, sim)
     if args.png:
         futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)
 
@@ -298,6 +312,42 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
         f"(true probability {HazardEnv.in_pit(ends).mean():.0%}); coverage of both outcomes {(d < 0.06).all(1).mean():.0%}, "
         f"nearest sample to each {d.mean():.3f} m; as categories {in_modes(xy, ends3).all(1).mean():.0%}; nearest a push up / down / none {(near == 0).mean():.0%} / {(near == 1).mean():.0%} / {(near == 2).mean():.0%}; "
         f"towards a pit outcome {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {HazardEnv.in_pit(xy)[to_pit].mean():.0%}, short of it in |y| by {y_shortfall(xy, ends3, near, to_pit):+.3f} m"
+    )
+
+
+def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv) -> None:
+    """Where the gust fires at only some entries (``hazard_gamble``), an entry has three
+    outcomes: a push up, a push down, or none. Over the held-out model steps that enter the
+    strip (pushed or not), the share whose k samples, read as categories
+    (:func:`in_modes`), include all three (the no-push outcome only where it is a distinct
+    place), and the share with a sample within 0.06 m of each."""
+    fs = lat.spec.frameskip
+    frames, acts, starts, ends = [], [], [], []
+    for e in episodes:
+        into = entry_steps(e["proprio"], sim)
+        for t0 in range(0, len(e["actions"]) - fs + 1, fs):
+            if into[t0 : t0 + fs].any() and not sim.in_gust(e["proprio"][t0, :2]):
+                frames.append(e["frames"][t0])
+                acts.append(e["actions"][t0 : t0 + fs].reshape(1, -1))
+                starts.append(e["proprio"][t0])
+                ends.append(simulated_modes(sim, e["proprio"][t0], e["actions"][t0 : t0 + fs], calm=True))
+    if not frames:
+        print("strip entries: no held-out case")
+        return
+    with torch.no_grad():
+        fr = torch.from_numpy(np.stack(frames))[:, None]
+        p0 = torch.from_numpy(np.stack(starts))[:, None]
+        _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
+    xy, out = sp[:, :, 0, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 3, 2)
+    pushes = in_modes(xy, out)  # (N, 2)
+    d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
+    distinct = np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) > 0.06
+    calm = np.where(distinct, (d.argmin(-1) == 2).any(1), True)  # merged with a push: covered with it
+    allthree = pushes.all(1) & calm
+    print(
+        f"strip entries ({len(xy)} model steps): coverage of the three outcomes as categories {allthree.mean():.0%} "
+        f"(push up {pushes[:, 0].mean():.0%}, down {pushes[:, 1].mean():.0%}, none {calm.mean():.0%}); "
+        f"a sample within 0.06 m of each {(d.min(1) < 0.06).all(1).mean():.0%}; samples nearest no push {(d.argmin(-1) == 2).mean():.0%}"
     )
 
 
