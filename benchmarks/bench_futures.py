@@ -97,12 +97,23 @@ def in_modes(xy: np.ndarray, outcomes: np.ndarray, same: float = 0.06) -> np.nda
     ``calm=True``). Each sample is given the outcome it lies nearest, as the truth would be
     labelled. The no-push outcome takes part only where it lies more than ``same`` (m) from
     both pushes (where a pit stops a push and the unpushed agent at the same place, the two
-    are one outcome). Returns (N, 2): some sample landed on the push up / down."""
+    are one outcome, and the no-push one counts as landed on with its push). Returns (N, 3):
+    some sample landed on the push up / down / no push."""
     d = np.linalg.norm(xy[:, :, None] - outcomes[:, None], axis=-1)  # (N, k, 3)
     merged = np.linalg.norm(outcomes[:, 2:3] - outcomes[:, :2], axis=-1).min(-1) <= same  # (N,)
     d[merged, :, 2] = np.inf
     near = d.argmin(-1)
-    return np.stack([(near == 0).any(1), (near == 1).any(1)], -1)
+    return np.stack([(near == 0).any(1), (near == 1).any(1), (near == 2).any(1) | merged], -1)
+
+
+def final_positions(lat, frames: list, acts: list, starts: list, k: int) -> np.ndarray:
+    """k prior-sampled futures from each case (a frame (H, W, 3), its model actions (S, A)
+    and its proprio), their final predicted positions: (N, k, 2)."""
+    with torch.no_grad():
+        fr = torch.from_numpy(np.stack(frames))[:, None]
+        p0 = torch.from_numpy(np.stack(starts))[:, None]
+        _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
+    return sp[:, :, -1, :2].numpy()
 
 
 def entry_steps(proprio: np.ndarray, env: HazardEnv) -> np.ndarray:
@@ -208,7 +219,7 @@ def main() -> None:
         f"{hit_modes.all(1).mean():.0%} (up {hit_modes[:, 0].mean():.0%}, down {hit_modes[:, 1].mean():.0%}); "
         f"outcomes apart {np.linalg.norm(modes[:, 0] - modes[:, 1], axis=-1).mean():.3f} m; nearest sample to each: {d_modes.min(1).mean():.4f} m"
     )
-    cat = in_modes(smp_xy[gi], modes3)
+    cat = in_modes(smp_xy[gi], modes3)[:, :2]
     print(
         f"mode coverage as categories (each sample labelled with the simulated outcome it lies nearest: push up, down, or none): "
         f"{cat.all(1).mean():.0%} (up {cat[:, 0].mean():.0%}, down {cat[:, 1].mean():.0%})"
@@ -299,18 +310,14 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
     if not frames:
         print(f"gust {ahead} model steps ahead: no held-out case")
         return
-    with torch.no_grad():
-        fr = torch.from_numpy(np.stack(frames))[:, None]
-        p0 = torch.from_numpy(np.stack(starts))[:, None]
-        _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
-    xy, ends3 = sp[:, :, -1, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
+    xy, ends3 = final_positions(lat, frames, acts, starts, k), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
     ends = ends3[:, :2]
     d = np.linalg.norm(xy[:, :, None] - ends[:, None], axis=-1).min(1)  # (N, 2) nearest sample to each outcome
     near, pit_mode, to_pit = heading(xy, ends3)
     print(
         f"gust {ahead} model steps ahead ({len(frames)} cases): futures in a pit {HazardEnv.in_pit(xy).mean():.0%} "
         f"(true probability {HazardEnv.in_pit(ends).mean():.0%}); coverage of both outcomes {(d < 0.06).all(1).mean():.0%}, "
-        f"nearest sample to each {d.mean():.3f} m; as categories {in_modes(xy, ends3).all(1).mean():.0%}; nearest a push up / down / none {(near == 0).mean():.0%} / {(near == 1).mean():.0%} / {(near == 2).mean():.0%}; "
+        f"nearest sample to each {d.mean():.3f} m; as categories {in_modes(xy, ends3)[:, :2].all(1).mean():.0%}; nearest a push up / down / none {(near == 0).mean():.0%} / {(near == 1).mean():.0%} / {(near == 2).mean():.0%}; "
         f"towards a pit outcome {to_pit.mean():.0%} (truth {pit_mode.mean():.0%}), of which in the pit {HazardEnv.in_pit(xy)[to_pit].mean():.0%}, short of it in |y| by {y_shortfall(xy, ends3, near, to_pit):+.3f} m"
     )
 
@@ -334,19 +341,12 @@ def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv) -> None:
     if not frames:
         print("strip entries: no held-out case")
         return
-    with torch.no_grad():
-        fr = torch.from_numpy(np.stack(frames))[:, None]
-        p0 = torch.from_numpy(np.stack(starts))[:, None]
-        _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
-    xy, out = sp[:, :, 0, :2].numpy(), np.stack(ends)  # (N, k, 2), (N, 3, 2)
-    pushes = in_modes(xy, out)  # (N, 2)
+    xy, out = final_positions(lat, frames, acts, starts, k), np.stack(ends)  # (N, k, 2), (N, 3, 2)
+    cat = in_modes(xy, out)  # (N, 3)
     d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
-    distinct = np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) > 0.06
-    calm = np.where(distinct, (d.argmin(-1) == 2).any(1), True)  # merged with a push: covered with it
-    allthree = pushes.all(1) & calm
     print(
-        f"strip entries ({len(xy)} model steps): coverage of the three outcomes as categories {allthree.mean():.0%} "
-        f"(push up {pushes[:, 0].mean():.0%}, down {pushes[:, 1].mean():.0%}, none {calm.mean():.0%}); "
+        f"strip entries ({len(xy)} model steps): coverage of the three outcomes as categories {cat.all(1).mean():.0%} "
+        f"(push up {cat[:, 0].mean():.0%}, down {cat[:, 1].mean():.0%}, none {cat[:, 2].mean():.0%}); "
         f"a sample within 0.06 m of each {(d.min(1) < 0.06).all(1).mean():.0%}; samples nearest no push {(d.argmin(-1) == 2).mean():.0%}"
     )
 

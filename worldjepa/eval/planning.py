@@ -362,18 +362,17 @@ def run_episode(
     def act(a: torch.Tensor) -> bool:
         if (cost_kw or {}).get("hold"):
             a = wm.hold(a)
-        chunks = a.detach().cpu().numpy().reshape(fs, spec.env_action_dim)
-        if spec.history > 1:  # the context of later replans: this observation and what was done from it (as executed: clipped)
-            past.append((state["obs"], np.clip(chunks, -1, 1).reshape(-1).astype(np.float32)))
-            del past[: -(spec.history - 1)]
+        chunks = np.clip(a.detach().cpu().numpy().reshape(fs, spec.env_action_dim), -1, 1)  # as executed
+        if spec.history > 1:  # the context of later replans (replan_cost keeps the last history - 1)
+            past.append((state["obs"], chunks.reshape(-1).astype(np.float32)))
         done = False
         for chunk in chunks:
             before = state["obs"].get("proprio")
-            o, _, terminated, truncated, inf = env.step(np.clip(chunk, -1, 1).astype(np.float32))
+            o, _, terminated, truncated, inf = env.step(chunk.astype(np.float32))
             if traps.update(inf) and before is not None:
                 entries.append(np.asarray(before, dtype=float).tolist())
             if rec is not None:
-                rec.add(np.clip(chunk, -1, 1), o, inf)
+                rec.add(chunk, o, inf)
             state["obs"], state["info"] = o, inf
             if keep_frames:
                 state["frames"].append(o["pixels"])
