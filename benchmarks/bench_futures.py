@@ -67,16 +67,19 @@ def simulated_modes(env: HazardEnv, p0: np.ndarray, actions: np.ndarray, calm: b
     """Both outcomes of a transition, replayed in the simulator from proprio ``p0`` (x, y,
     vx, vy) under env actions (n, 2) with the gust forced up, then down: (2, 2) positions.
     A pit that catches one outcome holds it where it fell in, as in the task. ``calm``:
-    a third row, the outcome without a push (the strip taken as already entered): (3, 2)."""
+    a third row, the outcome with the gust switched off for the whole replay: (3, 2)."""
     out = np.empty((3 if calm else 2, 2))
-    for i, up in enumerate((True, False, None)[: len(out)]):
-        inside = True if up is None else env.in_gust(p0[:2])
-        start = {"qpos": p0[:2].astype(np.float64), "qvel": p0[2:4].astype(np.float64), "gust": 0, "in_gust": inside, "trapped_at": None}
-        up = bool(up)
-        env.restore(start, forced_coin(up))
-        for a in actions:
-            xy = env.simulate(np.clip(a, -1, 1))
-        out[i] = xy
+    chance = env.gust_prob
+    try:
+        for i, up in enumerate((True, False, None)[: len(out)]):
+            env.gust_prob = chance if up is not None else 0.0  # 0: an entry never fires
+            start = {"qpos": p0[:2].astype(np.float64), "qvel": p0[2:4].astype(np.float64), "gust": 0, "in_gust": env.in_gust(p0[:2]), "trapped_at": None}
+            env.restore(start, forced_coin(bool(up)))
+            for a in actions:
+                xy = env.simulate(np.clip(a, -1, 1))
+            out[i] = xy
+    finally:
+        env.gust_prob = chance
     return out
 
 

@@ -276,3 +276,45 @@ def test_collect_policy_hold_is_recorded(tmp_path):
     assert "frameskip=2" in held_block_mismatch(store, [0], clip_stride=5, frameskip=2)
     with pytest.raises(ValueError, match="policy_hold must be >= 1"):
         collect("hazard", episodes=1, out=out, episode_len=10, policy_hold=0, progress=False)
+
+
+def test_rare_clip_weights_find_the_clips_that_hold_a_jump(tmp_path):
+    """Proprio that follows the actions linearly except for one jump per episode (a gust's
+    push): exactly the clips whose span holds the jump are drawn 1 + factor times as often."""
+    from worldjepa.data.clips import rare_clip_weights
+    from worldjepa.train.world import WorldObjective
+
+    root = str(tmp_path / "ds")
+    meta = {"task": "test", "env_kwargs": {}, "image_size": 4, "action_dim": 2, "proprio_dim": 2, "state_dim": 2}
+    EpisodeStore.create_or_append(root, meta)
+    store, rng, length, jumps = EpisodeStore(root), np.random.default_rng(0), 40, []
+    for i in range(30):
+        a = rng.uniform(-1, 1, (length, 2)).astype(np.float32)
+        steps = 0.05 * a + rng.normal(0, 0.002, a.shape)
+        jump = int(rng.integers(0, length))
+        steps[jump, 1] += 0.5
+        jumps.append(jump)
+        p = np.concatenate([np.zeros((1, 2)), np.cumsum(steps, 0)]).astype(np.float32)
+        episode = {
+            "frames": np.zeros((length + 1, 4, 4, 3), np.uint8),
+            "actions": a,
+            "proprio": p,
+            "states": p.astype(np.float64),
+            "goal_pixels": np.zeros((4, 4, 3), np.uint8),
+            "goal_state": np.zeros(2),
+            "success": np.zeros(length + 1, bool),
+            "distance": np.zeros(length + 1, np.float32),
+        }
+        store.append(episode, {"seed": i, "policy": "test"})
+    ds = ClipDataset(root, clip_len=3, frameskip=2, stride=2)
+    n = 30 * length  # env steps; the cut falls between the 30 jumps and the largest ordinary step
+    w, stats = rare_clip_weights(ds, factor=4.0, quantile=(n - 30 - 0.5) / (n - 1))
+    expect = np.array([1.0 + 4.0 * (t0 <= jumps[e] < t0 + 4) for e, t0 in (ds.locate(i) for i in range(len(ds)))])
+    np.testing.assert_array_equal(w, expect)
+    assert 0 < stats["clips_with_rare"] < 0.2 and stats["drawn_share"] > stats["clips_with_rare"]
+    with pytest.raises(ValueError, match="factor"):
+        rare_clip_weights(ds, factor=-1.0)
+    with pytest.raises(ValueError, match="quantile"):
+        rare_clip_weights(ds, factor=1.0, quantile=1.0)
+    with pytest.raises(ValueError, match="oversample"):
+        WorldObjective(oversample=-1.0)

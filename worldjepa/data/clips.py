@@ -101,3 +101,53 @@ class ClipDataset(Dataset):
             "proprio": torch.from_numpy(ep["proprio"][idx].astype(np.float32)),
             "states": torch.from_numpy(ep["states"][idx].astype(np.float32)),
         }
+
+
+def rare_clip_weights(ds: ClipDataset, factor: float, quantile: float = 0.99, ridge: float = 1e-3) -> tuple[np.ndarray, dict]:
+    """Sampling weights that draw the clips holding a rare transition ``1 + factor`` times as often.
+
+    A ridge-regularised linear model of one env step's proprio change, from the proprio
+    and the action, is fitted on every env step of ``ds``'s episodes. It explains the
+    ordinary steps (driving, braking); a step whose residual (each proprio dimension in
+    units of its change's standard deviation) lies above the ``quantile`` of all residuals
+    is rare: on Hazard the gust's push, a pit that stops the agent, a wall. These are the
+    steps a latent variable has to learn its outcomes from, and at well under one step in
+    a hundred a uniform sampler shows each of them only rarely.
+
+    Returns (weights (len(ds),) float64, stats): the share of rare env steps, the share of
+    clips that hold one, the share of drawn clips they will make up, and the residual cut.
+    """
+    if factor < 0:
+        raise ValueError(f"the oversampling factor must be >= 0, got {factor}")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"the rare-transition quantile must lie in (0, 1), got {quantile}")
+    xs, ys, lengths = [], [], []
+    for e in ds.episodes:
+        ep = ds.store.load(e)
+        p, a = ep["proprio"].astype(np.float64), ep["actions"].astype(np.float64)
+        xs.append(np.concatenate([p[:-1], a, np.ones((len(a), 1))], 1))
+        ys.append(np.diff(p, axis=0))
+        lengths.append(len(a))
+    X, Y = np.concatenate(xs), np.concatenate(ys)
+    Yz = Y / (Y.std(0) + 1e-8)
+    w = np.linalg.solve(X.T @ X + ridge * len(X) * np.eye(X.shape[1]), X.T @ Yz)
+    resid = np.linalg.norm(Yz - X @ w, axis=1)
+    cut = float(np.quantile(resid, quantile))
+    # rare[j]: some rare env step among the first j of the concatenated episodes (prefix counts)
+    rare = np.concatenate([[0], np.cumsum(resid > cut)])
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    span = (ds.clip_len - 1) * ds.frameskip  # env steps between a clip's first and last frame
+    weights = np.ones(len(ds))
+    for i in range(len(ds)):
+        k = int(np.searchsorted(ds._ends, i, side="right"))
+        t0 = offsets[k] + (i - (int(ds._ends[k - 1]) if k > 0 else 0)) * ds.stride
+        if rare[t0 + span] > rare[t0]:
+            weights[i] += factor
+    held = weights > 1
+    stats = {
+        "rare_steps": float((resid > cut).mean()),
+        "clips_with_rare": float(held.mean()),
+        "drawn_share": float(weights[held].sum() / weights.sum()),
+        "residual_cut": cut,
+    }
+    return weights, stats

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from worldjepa.data.clips import ClipDataset, split_episodes
+from worldjepa.data.clips import ClipDataset, rare_clip_weights, split_episodes
 from worldjepa.losses import SIGReg, vicreg_terms
 from worldjepa.models.encoder import EncoderConfig
 from worldjepa.models.predictor import PredictorConfig
@@ -65,6 +65,8 @@ class WorldObjective:
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
     target_stopgrad: bool = False  # no gradient through the target state tokens (V-JEPA); the pooler then learns only from the context side and the decoder
+    oversample: float = 0.0  # clips that hold a rare transition (a model step a linear model of the proprio cannot explain: a gust's push, a wall) are drawn 1 + this times as often (worldjepa.data.clips.rare_clip_weights); 0 = uniform. The prior refit at the end of training reads the data unweighted
+    rare_quantile: float = 0.99  # with oversample: an env step is rare when its residual lies above this quantile of all
     batch_size: int = 32
     seed: int = 0
 
@@ -87,6 +89,8 @@ class WorldObjective:
             raise ValueError(
                 f"objective.z_wta_relax, z_wta_margin and z_wta_margin_warmup must be >= 0, got {self.z_wta_relax}, {self.z_wta_margin}, {self.z_wta_margin_warmup}"
             )
+        if self.oversample < 0 or not 0.0 < self.rare_quantile < 1.0:
+            raise ValueError(f"need objective.oversample >= 0 and 0 < objective.rare_quantile < 1, got {self.oversample}, {self.rare_quantile}")
         if self.kl_warmup < 0:
             raise ValueError(f"objective.kl_warmup must be >= 0 steps, got {self.kl_warmup}")
         if not 0.0 <= self.kl_balance <= 1.0:
@@ -182,6 +186,14 @@ class WorldTask:
 
     def __init__(self, data: ClipDataset, model: WorldModel, obj: WorldObjective) -> None:
         self.data, self.obj, self.module = data, obj, model
+        self.weights = None
+        if obj.oversample > 0:
+            w, st = rare_clip_weights(data, obj.oversample, obj.rare_quantile)
+            self.weights = torch.from_numpy(w)
+            log.info(
+                f"oversampling: {st['rare_steps']:.1%} of the env steps are rare, {st['clips_with_rare']:.1%} of the clips hold one; "
+                f"drawn {1 + obj.oversample:g}x as often, they make up {st['drawn_share']:.0%} of the batches"
+            )
         if obj.recipe == "frozen":
             for p in model.encoder.parameters():
                 p.requires_grad_(False)
@@ -231,7 +243,10 @@ class WorldTask:
 
     def batch(self, step: int, device: torch.device) -> dict:
         gen = torch.Generator().manual_seed(self.obj.seed * 1_000_003 + step)
-        idx = torch.randint(len(self.data), (self.obj.batch_size,), generator=gen)
+        if self.weights is None:
+            idx = torch.randint(len(self.data), (self.obj.batch_size,), generator=gen)
+        else:
+            idx = torch.multinomial(self.weights, self.obj.batch_size, replacement=True, generator=gen)
         items = [self.data[int(i)] for i in idx]
         keys = ("actions", "proprio") if self.obj.recipe == "frozen" else ("frames", "actions", "proprio")
         out = {k: torch.stack([it[k] for it in items]).to(device) for k in keys}
