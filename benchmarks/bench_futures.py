@@ -45,7 +45,7 @@ import json
 import numpy as np
 import torch
 
-from envs.tasks import HazardEnv
+from envs.tasks import HazardEnv, HazardGambleEnv
 from worldjepa.data.episodes import EpisodeStore
 from worldjepa.world_model import WorldModel
 
@@ -148,6 +148,23 @@ def main() -> None:
         action="store_true",
         help="hazard_gamble: also the coverage of the three outcomes (a push up, a push down, no push) over the model steps that enter the strip",
     )
+    ap.add_argument(
+        "--gust-prob",
+        type=float,
+        default=HazardGambleEnv.gust_prob,
+        help="with --entries: the task's chance that an entry fires the gust (for the perfect model's coverage)",
+    )
+    ap.add_argument(
+        "--held-out-of",
+        default=None,
+        help="a run whose held-out episodes to use (default: --latent's), so that models trained on different splits face the same cases",
+    )
+    ap.add_argument(
+        "--min-episode",
+        type=int,
+        default=0,
+        help="use only the held-out episodes numbered this or above (e.g. those appended after a starting checkpoint was trained)",
+    )
     ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -157,7 +174,11 @@ def main() -> None:
     meta = json.load(open(f"{args.latent}/meta.json"))
     store = EpisodeStore(args.data)
     frames, nexts, acts, props, gust, env_acts = [], [], [], [], [], []
-    val = [store.load(ep) for ep in meta["val_episodes"]]  # loaded once, read again by gust_ahead
+    held = json.load(open(f"{args.held_out_of}/meta.json"))["val_episodes"] if args.held_out_of else meta["val_episodes"]
+    held = [ep for ep in held if ep >= args.min_episode]
+    if not held:
+        raise SystemExit(f"no held-out episode numbered {args.min_episode} or above")
+    val = [store.load(ep) for ep in held]  # loaded once, read again by gust_ahead
     for e in val:
         jump = push_steps(e["proprio"])  # (L,) env-step pushes
         for t0 in range(0, len(e["actions"]) - fs + 1, fs):
@@ -266,9 +287,9 @@ def main() -> None:
     for ahead in (2, 3):
         gust_ahead(lat, val, args.k, ahead, sim)
     if args.entries:
-        entry_coverage(lat, val, args.k, sim)
+        entry_coverage(lat, val, args.k, sim, args.gust_prob)
     if args.png:
-        futures_figure(lat, det, store, meta["val_episodes"], args.k, args.png)
+        futures_figure(lat, det, store, held, args.k, args.png)
 
 
 def prior_on_codes(lat, ctx, a, p0, outcomes: np.ndarray, true_xy: np.ndarray) -> None:
@@ -325,7 +346,19 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
     )
 
 
-def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv) -> None:
+def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int) -> np.ndarray:
+    """The chance that k independent draws from the true outcomes of an entry (a push up
+    and a push down at ``gust_prob`` / 2 each, no push at 1 - ``gust_prob``) hold every
+    distinct outcome, by inclusion-exclusion: a perfect model's coverage. Where the no-push
+    outcome is ``merged`` (N,) with a push (one place), it counts as that push's. Returns (N,)."""
+    up, none = gust_prob / 2, 1.0 - gust_prob
+    # distinct: up, down, none (each missed with prob (1 - p)^k); merged: up and down+none
+    three = 1 - 2 * (1 - up) ** k - (1 - none) ** k + 2 * none**k + up**k
+    two = 1 - (1 - up) ** k - up**k
+    return np.where(merged, two, three)
+
+
+def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob: float) -> None:
     """Where the gust fires at only some entries (``hazard_gamble``), an entry has three
     outcomes: a push up, a push down, or none. Over the held-out model steps that enter the
     strip (pushed or not), the share whose k samples, read as categories
@@ -347,10 +380,12 @@ def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv) -> None:
     xy, out = final_positions(lat, frames, acts, starts, k), np.stack(ends)  # (N, k, 2), (N, 3, 2)
     cat = in_modes(xy, out)  # (N, 3)
     d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
+    ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k)
     print(
         f"strip entries ({len(xy)} model steps): coverage of the three outcomes as categories {cat.all(1).mean():.0%} "
         f"(push up {cat[:, 0].mean():.0%}, down {cat[:, 1].mean():.0%}, none {cat[:, 2].mean():.0%}); "
-        f"a sample within 0.06 m of each {(d.min(1) < 0.06).all(1).mean():.0%}; samples nearest no push {(d.argmin(-1) == 2).mean():.0%}"
+        f"a sample within 0.06 m of each {(d.min(1) < 0.06).all(1).mean():.0%}; samples nearest no push {(d.argmin(-1) == 2).mean():.0%} "
+        f"(truth {1 - gust_prob:.0%}); a perfect model's {k} samples (the true chances) would cover {ceiling.mean():.0%}"
     )
 
 

@@ -65,7 +65,7 @@ class WorldObjective:
     proprio_decode_weight: float = 0.0  # L1 of proprio decoded from the patch tokens (needs predictor.proprio_decoder_hidden > 0)
     state_decode_weight: float = 0.0  # L1 of proprio decoded from the pooled state tokens (needs predictor.state_decoder_hidden > 0)
     target_stopgrad: bool = False  # no gradient through the target state tokens (V-JEPA); the pooler then learns only from the context side and the decoder
-    oversample: float = 0.0  # clips that hold a rare transition (a model step a linear model of the proprio cannot explain: a gust's push, a wall) are drawn 1 + this times as often (worldjepa.data.clips.rare_clip_weights); 0 = uniform. The prior refit at the end of training reads the data unweighted
+    oversample: float = 0.0  # clips that hold a rare transition (an env step that a linear model of the proprio cannot explain: a gust's push, a wall) are drawn 1 + this times as often (worldjepa.data.clips.rare_clip_weights); 0 = uniform. The prior refit at the end of training reads the data unweighted
     rare_quantile: float = 0.99  # with oversample: an env step is rare when its residual lies above this quantile of all
     batch_size: int = 32
     seed: int = 0
