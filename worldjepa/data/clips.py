@@ -133,14 +133,14 @@ def rare_clip_weights(ds: ClipDataset, factor: float, quantile: float = 0.99, ri
     w = np.linalg.solve(X.T @ X + ridge * len(X) * np.eye(X.shape[1]), X.T @ Yz)
     resid = np.linalg.norm(Yz - X @ w, axis=1)
     cut = float(np.quantile(resid, quantile))
-    # rare[j]: some rare env step among the first j of the concatenated episodes (prefix counts)
+    # rare[j]: how many rare env steps lie among the first j of the concatenated episodes
     rare = np.concatenate([[0], np.cumsum(resid > cut)])
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    offsets = dict(zip(ds.episodes, np.concatenate([[0], np.cumsum(lengths)])))  # episode -> its first env step
     span = (ds.clip_len - 1) * ds.frameskip  # env steps between a clip's first and last frame
     weights = np.ones(len(ds))
     for i in range(len(ds)):
-        k = int(np.searchsorted(ds._ends, i, side="right"))
-        t0 = offsets[k] + (i - (int(ds._ends[k - 1]) if k > 0 else 0)) * ds.stride
+        e, t = ds.locate(i)
+        t0 = offsets[e] + t
         if rare[t0 + span] > rare[t0]:
             weights[i] += factor
     held = weights > 1
