@@ -1106,3 +1106,28 @@ def test_planning_gives_a_history_model_its_past_steps():
     one = WorldModel(ENC, pred_cfg(num_state_tokens=1), WorldModelSpec(proprio_dim=6))
     with pytest.raises(ValueError, match="history=1"):
         members_of([wm, one])
+
+
+def test_frozen_cache_keeps_only_reachable_frames(tiny_reach_dataset):
+    """Clips that start every 2 env steps and step by 4 read only even frames: the frozen
+    recipe's embedding cache encodes and keeps those alone, and a batch's patches are the
+    encoder's own embeddings of the frames each clip names."""
+    from worldjepa.data.clips import ClipDataset
+    from worldjepa.train.world import WorldTask
+
+    torch.manual_seed(0)
+    obj = WorldObjective(recipe="frozen", clip_len=3, frameskip=4, clip_stride=2, batch_size=6, rollout_steps=0, reg="none")
+    ds = ClipDataset(tiny_reach_dataset, clip_len=3, frameskip=4, stride=2)
+    spec = WorldModelSpec(task="reach", image_size=64, env_action_dim=2, frameskip=4, proprio_dim=6)
+    task = WorldTask(ds, WorldModel(ENC, pred_cfg(num_state_tokens=0, action_dim=8), spec), obj)
+    batch = task.batch(0, torch.device("cpu"))
+    gen = torch.Generator().manual_seed(obj.seed * 1_000_003)
+    idx = torch.randint(len(ds), (obj.batch_size,), generator=gen)
+    for b, i in enumerate(idx):
+        ep, t0 = ds.locate(int(i))
+        frames = torch.from_numpy(ds.store.load(ep)["frames"][t0 : t0 + 3 * 4 : 4])
+        with torch.no_grad():
+            want = task.module.encoder.eval().encode_frames(frames[None])[0].to(torch.float16).float()
+        assert torch.equal(batch["patches"][b], want)
+        length = int(ds.store.entries[ep]["length"]) + 1  # frames per episode
+        assert len(task._emb_cache[ep]) == (length + 1) // 2  # frames 0, 2, 4, ...

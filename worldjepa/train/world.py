@@ -16,6 +16,7 @@ every frame to the same tokens would make prediction trivially perfect.
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 
@@ -229,16 +230,21 @@ class WorldTask:
             if last.bias is not None and model.predictor.cfg.z_null:
                 nn.init.zeros_(last.bias)  # every code starts at the null code's zero offset
         self.sigreg = SIGReg(256) if obj.reg == "sigreg" else None
-        # frozen encoder: each episode's patch embeddings are computed once and kept (fp16)
+        # frozen encoder: each episode's patch embeddings are computed once and kept (fp16).
+        # Clips start at multiples of the stride and step by the frameskip, so only the
+        # frames at multiples of their gcd are ever read: only those are encoded and kept
+        # (on Hazard, stride = frameskip = 5, a fifth of the memory and of the encoding)
         self._emb_cache: dict[int, torch.Tensor] = {}
+        self._cache_every = math.gcd(int(getattr(self.data, "stride", 1)), int(self.data.frameskip))
 
     @torch.no_grad()
     def _episode_patches(self, ep: int, device: torch.device) -> torch.Tensor:
+        """Patch embeddings (fp16) of episode ``ep``'s frames 0, g, 2g, ... (g = ``_cache_every``)."""
         if ep not in self._emb_cache:
             enc = self.module.encoder.eval()
-            frames = torch.from_numpy(self.data.store.load(ep)["frames"]).to(device)
+            frames = torch.from_numpy(self.data.store.load(ep)["frames"][:: self._cache_every]).to(device)
             chunks = [enc.encode_frames(frames[i : i + 128].unsqueeze(0))[0] for i in range(0, len(frames), 128)]
-            self._emb_cache[ep] = torch.cat(chunks).to(torch.float16)  # (L+1, N, D)
+            self._emb_cache[ep] = torch.cat(chunks).to(torch.float16)  # (ceil((L+1)/g), N, D)
         return self._emb_cache[ep]
 
     def batch(self, step: int, device: torch.device) -> dict:
@@ -255,7 +261,8 @@ class WorldTask:
             patches = []
             for i in idx:
                 ep, t0 = self.data.locate(int(i))
-                patches.append(self._episode_patches(ep, device)[t0 : t0 + T * fs : fs])
+                g = self._cache_every  # t0 and fs are multiples of g
+                patches.append(self._episode_patches(ep, device)[t0 // g : (t0 + T * fs) // g : fs // g])
             out["patches"] = torch.stack(patches).float()  # (B, T, N, D)
         out["seed"] = int(torch.randint(2**31, (1,), generator=gen))
         return out
