@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 import envs
-from worldjepa.eval.rollout_eval import _held_out_clips
+from worldjepa.eval.rollout_eval import held_out_clips
 from worldjepa.train.checkpoint import read_meta
 from worldjepa.world_model import WorldModel
 
@@ -37,7 +37,7 @@ def main() -> None:
     if wm.spec.task != "push":
         raise SystemExit(f"{args.run} is a {wm.spec.task!r} model; this benchmark reads Push's block and pusher")
     env = envs.make("push").unwrapped
-    C, T, _, _, b = _held_out_clips(wm, meta["data"], meta["val_episodes"], 1, args.clips, args.seed, "cpu")
+    C, T, _, _, b = held_out_clips(wm, meta["data"], meta["val_episodes"], 1, args.clips, args.seed, "cpu")
     z, a, p = b["z"], b["actions"], b["proprio"]
     with torch.no_grad():
         pred, _ = wm.rollout(z[:, :C], a[:, C - 1 : T - 1], p[:, :C] if wm.spec.proprio_dim else None, context_actions=a[:, : C - 1] if C > 1 else None)

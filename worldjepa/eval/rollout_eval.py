@@ -32,7 +32,7 @@ def _encode_clips(wm, ds: ClipDataset, idx: list[int], device) -> dict[str, torc
     return out
 
 
-def _held_out_clips(wm, data: str, episodes: list[int], horizon: int, clips: int, seed: int, device):
+def held_out_clips(wm, data: str, episodes: list[int], horizon: int, clips: int, seed: int, device):
     """Up to ``clips`` random clips of history + horizon model steps, encoded.
 
     Returns (history C, clip length T, the rng that chose them, their indices, the batch)."""
@@ -55,7 +55,7 @@ def open_loop_errors(
          "probe_m": same keys (metres), "probe_name": the probed quantity}.
     """
     wm = wm.to(device).eval()
-    C, T, rng, idx, b = _held_out_clips(wm, data, test_episodes, horizon, clips, seed, device)
+    C, T, rng, idx, b = held_out_clips(wm, data, test_episodes, horizon, clips, seed, device)
     z, a, p = b["z"], b["actions"], b["proprio"]
     use_p = p[:, :C] if wm.spec.proprio_dim else None
     ctx_a = a[:, : C - 1] if C > 1 else None
@@ -122,7 +122,7 @@ def goal_ranking(
          where the recorded sequence has the lowest energy}.
     """
     wm = wm.to(device).eval()
-    C, T, rng, idx, b = _held_out_clips(wm, data, test_episodes, horizon, clips, seed, device)
+    C, T, rng, idx, b = held_out_clips(wm, data, test_episodes, horizon, clips, seed, device)
     z, a, p = b["z"], b["actions"], b["proprio"]
     B, N, A = len(idx), candidates + 1, wm.action_dim
     gen = torch.Generator().manual_seed(seed)
