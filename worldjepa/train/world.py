@@ -235,7 +235,7 @@ class WorldTask:
         # frames at multiples of their gcd are ever read: only those are encoded and kept
         # (on Hazard, stride = frameskip = 5, a fifth of the memory and of the encoding)
         self._emb_cache: dict[int, torch.Tensor] = {}
-        self._cache_every = math.gcd(int(getattr(self.data, "stride", 1)), int(self.data.frameskip))
+        self._cache_every = math.gcd(data.stride, data.frameskip) if data is not None else 1
 
     @torch.no_grad()
     def _episode_patches(self, ep: int, device: torch.device) -> torch.Tensor:
