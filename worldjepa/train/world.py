@@ -258,10 +258,9 @@ class WorldTask:
         out = {k: torch.stack([it[k] for it in items]).to(device) for k in keys}
         if self.obj.recipe == "frozen":
             T, fs = self.data.clip_len, self.data.frameskip
-            patches = []
+            patches, g = [], self._cache_every  # t0 and fs are multiples of g
             for i in idx:
                 ep, t0 = self.data.locate(int(i))
-                g = self._cache_every  # t0 and fs are multiples of g
                 patches.append(self._episode_patches(ep, device)[t0 // g : (t0 + T * fs) // g : fs // g])
             out["patches"] = torch.stack(patches).float()  # (B, T, N, D)
         out["seed"] = int(torch.randint(2**31, (1,), generator=gen))
