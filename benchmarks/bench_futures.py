@@ -109,13 +109,16 @@ def in_modes(xy: np.ndarray, outcomes: np.ndarray, same: float = 0.06) -> np.nda
     return np.stack([(near == 0).any(1), (near == 1).any(1), (near == 2).any(1) | merged], -1)
 
 
-def final_positions(lat, frames: list, acts: list, starts: list, k: int) -> np.ndarray:
+def final_positions(lat, frames: list, acts: list, starts: list, k: int, stratified: bool = False) -> np.ndarray:
     """k prior-sampled futures from each case (a frame (H, W, 3), its model actions (S, A)
-    and its proprio), their final predicted positions: (N, k, 2)."""
+    and its proprio), their final predicted positions: (N, k, 2). ``stratified``: the k
+    futures of a case draw z by systematic sampling (``WorldModel.sample_futures``)."""
     with torch.no_grad():
         fr = torch.from_numpy(np.stack(frames))[:, None]
         p0 = torch.from_numpy(np.stack(starts))[:, None]
-        _, sp = lat.sample_futures(lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0))
+        _, sp = lat.sample_futures(
+            lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0), stratified=stratified
+        )
     return sp[:, :, -1, :2].numpy()
 
 
@@ -165,6 +168,11 @@ def main() -> None:
         default=0,
         help="use only the held-out episodes numbered this or above (e.g. those appended after a starting checkpoint was trained)",
     )
+    ap.add_argument(
+        "--stratified",
+        action="store_true",
+        help="draw each case's k futures by systematic sampling (risk.stratified): an outcome the prior gives >= 1/k is never missed",
+    )
     ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -197,7 +205,7 @@ def main() -> None:
         ctx_l = lat.encode(fr)
         if det is not None:
             _, dp = det.rollout(det.encode(fr), a, p0)
-        _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0))
+        _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0), stratified=args.stratified)
         if meta["objective"].get("z_assign") == "wta":  # no learned posterior: the code that fits best, as in training
             every = lat.code_predictions(ctx_l, a, p0)  # (N, M, P)
             best = (every[..., :2] - torch.from_numpy(p1[:, None, :2])).norm(dim=-1).argmin(1)
@@ -228,7 +236,9 @@ def main() -> None:
     spread = smp_xy.std(1).mean(-1)
     far = (np.abs(p0[:, 0, 0].numpy()) > 0.25) & (np.abs(true_xy[:, 0]) > 0.25) & ~gust
     g = gust
-    print(f"held-out transitions: {len(gust)}, gust cases: {g.sum()}, far-from-strip cases: {far.sum()}")
+    print(
+        f"held-out transitions: {len(gust)}, gust cases: {g.sum()}, far-from-strip cases: {far.sum()}; {args.k} futures per case, drawn {'by systematic sampling' if args.stratified else 'independently'}"
+    )
     if det is not None:
         print(
             f"gust cases: deterministic error {err_det[g].mean():.4f} m, best-of-{args.k} latent error {err_best[g].mean():.4f} m, ratio {err_best[g].mean() / err_det[g].mean():.2f}"
@@ -285,11 +295,11 @@ def main() -> None:
     else:
         print(f"{who}, gust cases: error {err_post[g].mean():.4f} m; all cases: best-of-{args.k} {err_best.mean():.4f} m")
     for ahead in (2, 3):
-        gust_ahead(lat, val, args.k, ahead, sim)
+        gust_ahead(lat, val, args.k, ahead, sim, args.stratified)
     if args.entries:
-        entry_coverage(lat, val, args.k, sim, args.gust_prob)
+        entry_coverage(lat, val, args.k, sim, args.gust_prob, args.stratified)
     if args.png:
-        futures_figure(lat, det, store, held, args.k, args.png)
+        futures_figure(lat, det, store, held, args.k, args.png, stratified=args.stratified)
 
 
 def prior_on_codes(lat, ctx, a, p0, outcomes: np.ndarray, true_xy: np.ndarray) -> None:
@@ -313,7 +323,7 @@ def prior_on_codes(lat, ctx, a, p0, outcomes: np.ndarray, true_xy: np.ndarray) -
     )
 
 
-def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) -> None:
+def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv, stratified: bool = False) -> None:
     """What a planner needs: futures rolled out from ``ahead`` model steps before the step
     that holds the gust, under the recorded actions; the share that ends in a pit against
     the true probability (both outcomes replayed in the simulator, 50/50)."""
@@ -334,7 +344,7 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv) ->
     if not frames:
         print(f"gust {ahead} model steps ahead: no held-out case")
         return
-    xy, ends3 = final_positions(lat, frames, acts, starts, k), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
+    xy, ends3 = final_positions(lat, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
     ends = ends3[:, :2]
     d = np.linalg.norm(xy[:, :, None] - ends[:, None], axis=-1).min(1)  # (N, 2) nearest sample to each outcome
     near, pit_mode, to_pit = heading(xy, ends3)
@@ -358,7 +368,7 @@ def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int) -> np.ndarray
     return np.where(merged, two, three)
 
 
-def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob: float) -> None:
+def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob: float, stratified: bool = False) -> None:
     """Where the gust fires at only some entries (``hazard_gamble``), an entry has three
     outcomes: a push up, a push down, or none. Over the held-out model steps that enter the
     strip (pushed or not), the share whose k samples, read as categories
@@ -377,7 +387,7 @@ def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob:
     if not frames:
         print("strip entries: no held-out case")
         return
-    xy, out = final_positions(lat, frames, acts, starts, k), np.stack(ends)  # (N, k, 2), (N, 3, 2)
+    xy, out = final_positions(lat, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2)
     cat = in_modes(xy, out)  # (N, 3)
     d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
     ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k)
@@ -389,7 +399,7 @@ def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob:
     )
 
 
-def futures_figure(lat, det, store, episodes, k: int, path: str, steps: int = 3, cases: int = 4) -> None:
+def futures_figure(lat, det, store, episodes, k: int, path: str, steps: int = 3, cases: int = 4, stratified: bool = False) -> None:
     """k sampled futures (predicted x, y over ``steps`` model steps) from just before the
     gust strip, under the recorded actions, beside the deterministic model (if given) and the truth."""
     import matplotlib
@@ -415,7 +425,7 @@ def futures_figure(lat, det, store, episodes, k: int, path: str, steps: int = 3,
         a = torch.from_numpy(e["actions"][t0 : t0 + steps * fs].reshape(steps, fs * e["actions"].shape[1])).float()[None]
         p0 = torch.from_numpy(e["proprio"][t0])[None, None]
         with torch.no_grad():
-            _, sp = lat.sample_futures(lat.encode(fr), a, k, p0, generator=gen)
+            _, sp = lat.sample_futures(lat.encode(fr), a, k, p0, generator=gen, stratified=stratified)
             dp = det.rollout(det.encode(fr), a, p0)[1] if det is not None else None
         (gx, gy), (px, (py0, py1)) = HazardEnv.gust_half, (HazardEnv.pit_x, HazardEnv.pit_y)
         ax.add_patch(Rectangle((-gx, -gy), 2 * gx, 2 * gy, color="tab:orange", alpha=0.25, label="gust strip"))

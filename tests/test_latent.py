@@ -57,6 +57,47 @@ def test_categorical_samples_follow_the_probabilities_and_pass_gradients():
     assert torch.equal(lat.mode(dist)[0], torch.tensor([0.0, 0, 1, 0, 0, 0, 1, 0]))
 
 
+def test_stratified_draws_take_each_code_k_times_its_probability_and_each_is_still_a_draw():
+    """Systematic sampling (``stratified_noise`` + ``sample_inverse``): in every set of k
+    draws a code of probability p is taken floor(k p) or ceil(k p) times, so no code of
+    p >= 1/k is missed; one draw alone follows the probabilities; the groups are drawn
+    independently; the straight-through gradient still reaches the logits."""
+    lat = Latent(3, 1, LatentConfig(z_dim=8, kind="categorical", classes=4, unimix=0.0))
+    probs = torch.tensor([[0.62, 0.3, 0.065, 0.015], [0.1, 0.2, 0.3, 0.4]])  # two groups
+    logits = probs.log().flatten().requires_grad_(True)
+    sets, k = 3000, 16
+    dist = lat._dist(logits.expand(sets * k, 8))
+    z = lat.sample_inverse(dist, lat.stratified_noise(sets, k, torch.Generator().manual_seed(0)))
+    counts = z.detach().round().view(sets, k, 2, 4).sum(1)  # (sets, groups, codes)
+    assert ((counts >= (k * probs).floor()) & (counts <= (k * probs).ceil())).all()
+    assert (counts[:, 0, 2] >= 1).all()  # p = 0.065 >= 1/16: never missed ...
+    iid = lat.sample(dist, generator=torch.Generator().manual_seed(0)).detach().round().view(sets, k, 2, 4).sum(1)
+    assert (iid[:, 0, 2] == 0).float().mean() > 0.25  # ... where independent draws miss it (1 - 0.065)^16 = 34 % of the time
+    first = z.detach().view(sets, k, 8)[:, 0].view(sets, 2, 4).mean(0)  # the first draw of each set alone
+    assert torch.allclose(first, probs, atol=0.03)
+    rows = z.detach().view(sets * k, 2, 4).argmax(-1)
+    both = torch.stack([(rows[:, 0] == 0) & (rows[:, 1] == j) for j in range(4)], 0).float().mean(1)
+    assert torch.allclose(both, 0.62 * probs[1], atol=0.02)  # a row's groups are independent
+    (z * torch.arange(8.0)).sum().backward()
+    assert logits.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="uniforms of last dimension 2"):
+        lat.sample_inverse(dist, torch.rand(sets * k, 8))
+    with pytest.raises(ValueError, match="sets >= 1 and k >= 1"):
+        lat.stratified_noise(1, 0)
+
+
+def test_stratified_gaussian_draws_fill_every_stratum_once():
+    lat = Latent(3, 1, LatentConfig(z_dim=3))
+    sets, k = 2000, 8
+    mu, std = torch.tensor([0.5, -1.0, 2.0]), torch.tensor([1.0, 0.5, 2.0])
+    z = lat.sample_inverse((mu.expand(sets * k, 3), std.expand(sets * k, 3)), lat.stratified_noise(sets, k, torch.Generator().manual_seed(1)))
+    cdf = 0.5 * (1 + torch.erf((z - mu) / std / 2**0.5))  # back to the uniforms
+    strata = (cdf * k).floor().view(sets, k, 3).sort(1).values
+    assert torch.equal(strata, torch.arange(k).view(1, k, 1).expand(sets, k, 3).to(strata))  # one draw per stratum
+    first = z.view(sets, k, 3)[:, 0]  # one draw alone: N(mu, std^2)
+    assert torch.allclose(first.mean(0), mu, atol=0.1) and torch.allclose(first.std(0), std, rtol=0.06)
+
+
 def test_truncated_prior_never_draws_the_codes_below_min_prob():
     lat = Latent(3, 1, LatentConfig(z_dim=4, kind="categorical", classes=4, unimix=0.0))
     probs = torch.tensor([[0.55, 0.3, 0.1, 0.05], [0.4, 0.3, 0.2, 0.1]])

@@ -67,6 +67,33 @@ def test_resume_is_bit_for_bit(tiny_reach_dataset, tmp_path):
         assert torch.equal(sa[k], sb[k]), k
 
 
+def test_average_last_makes_final_the_mean_of_the_last_checkpoints(tiny_reach_dataset, tmp_path):
+    """``train.average_last``: final holds the mean weights of the last N checkpoints (and
+    says which); the plain run's final is the last step's; bad settings and mixed
+    checkpoints are refused."""
+    from worldjepa.train.checkpoint import average_states, read_meta
+
+    Trainer(make_task(tiny_reach_dataset, 15), cfg(15, keep_last=3, average_last=3), str(tmp_path / "avg"), {}).fit()
+    ck = tmp_path / "avg" / "checkpoints"
+    states = [load_state(str(ck / f"step_{s:07d}")) for s in (5, 10, 15)]
+    final = load_state(str(tmp_path / "avg" / "final"))
+    assert read_meta(str(tmp_path / "avg" / "final"))["averaged_steps"] == [5, 10, 15]
+    moved = [k for k in final if final[k].is_floating_point() and not torch.equal(states[0][k], states[2][k])]
+    assert moved  # the weights changed between the checkpoints, so the mean is not any one of them
+    for k in moved:
+        assert torch.allclose(final[k], (states[0][k] + states[1][k] + states[2][k]) / 3, atol=1e-6), k
+        assert not torch.equal(final[k], states[2][k])
+    Trainer(make_task(tiny_reach_dataset, 10), cfg(10), str(tmp_path / "plain"), {}).fit()
+    plain = load_state(str(tmp_path / "plain" / "final"))
+    last = load_state(str(tmp_path / "plain" / "checkpoints" / "step_0000010"))
+    assert all(torch.equal(plain[k], last[k]) for k in plain) and "averaged_steps" not in read_meta(str(tmp_path / "plain" / "final"))
+    with pytest.raises(ValueError, match="average_last must be in \\[0, keep_last\\]"):
+        cfg(10, keep_last=2, average_last=4)
+    other = save_checkpoint(str(tmp_path / "other"), VideoEncoder(EncoderConfig(image_size=64, patch=16, tubelet=2, dim=32, depth=1, heads=2)), {})
+    with pytest.raises(CheckpointError, match="cannot be averaged"):
+        average_states([str(ck / "step_0000015"), other])
+
+
 def test_nan_guard_keeps_last_good_checkpoint(tiny_reach_dataset, tmp_path):
     class Poisoned(PretrainTask):
         def after_step(self, step):

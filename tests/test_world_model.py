@@ -424,6 +424,31 @@ def test_common_random_numbers_score_candidates_on_the_same_futures(latent_model
     assert not torch.equal(loose(cands), loose(cands))
 
 
+def test_stratified_futures_are_seeded_shared_under_common_noise_and_checked(latent_model):
+    from worldjepa.eval.planning import goal_cost
+
+    model, _ = latent_model
+    torch.manual_seed(7)
+    ctx = model.encode(torch.randint(0, 256, (1, 1, 64, 64, 3), dtype=torch.uint8)).expand(3, -1, -1, -1)
+    prop = torch.randn(1, 1, 6).expand(3, -1, -1)
+    acts = (torch.rand(1, 4, 2) * 2 - 1).expand(3, -1, -1)  # three identical candidates
+
+    def draw(common, seed=0):
+        return model.sample_futures(ctx, acts, 8, prop, generator=torch.Generator().manual_seed(seed), common=common, stratified=True)
+
+    s, _ = draw(True)
+    assert torch.equal(s[0], s[1]) and torch.equal(s[0], s[2])
+    assert torch.equal(s, draw(True)[0]) and not torch.equal(s, draw(True, seed=1)[0])
+    assert (s[0, 0] - s[0, 1:]).abs().amax() > 0
+    s, _ = draw(False)
+    assert not torch.equal(s[0], s[1])
+    cost = goal_cost(model, ctx[:1], torch.randn(1, 1, 48), prop[:1], futures=8, risk="cvar", alpha=0.25, stratified=True)
+    cands = torch.rand(1, 5, 4, 2) * 2 - 1
+    assert torch.equal(cost(cands), cost(cands))
+    with pytest.raises(ValueError, match="risk.stratified=true .* needs risk.futures > 1"):
+        goal_cost(model, ctx[:1], torch.randn(1, 1, 48), prop[:1], stratified=True)
+
+
 def test_proprio_noise_puts_the_models_error_into_each_future(latent_model):
     """``proprio_noise``: each future's predicted proprio gets a normal error of that std at
     every step, which the next step starts from; shared by the candidates under common

@@ -309,6 +309,7 @@ def plan_cost_kwargs(cfg) -> dict:
         "common_noise": bool(cfg.risk.common_noise),
         "proprio_noise": float(cfg.risk.proprio_noise),
         "min_prob": float(cfg.risk.min_prob),
+        "stratified": bool(cfg.risk.stratified),
         "hold": bool(cfg.hold_actions),
         "action_weight": float(cfg.energy_action_weight),
         "latent_weight": float(cfg.energy_latent_weight),

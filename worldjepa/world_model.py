@@ -338,12 +338,15 @@ class WorldModel(nn.Module):
         noise=None,
         perturb=None,
         min_prob: float = 0.0,
+        uniform=None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Rollout of a latent model. Observed transitions inside the context use the
         posterior (the next state is known); every other step draws z from the prior
         (``sample``) or takes its mean. ``noise``: a callable giving the noise of each
         successive draw (``Latent.sample``), instead of the generator. ``perturb``: as in
-        ``Predictor.rollout``. ``min_prob``: prior draws skip codes below it (``Latent.truncate``)."""
+        ``Predictor.rollout``. ``min_prob``: prior draws skip codes below it (``Latent.truncate``).
+        ``uniform``: a callable giving the uniforms of each successive draw, taken through the
+        inverse CDF (``Latent.sample_inverse``) instead of ``noise`` or the generator."""
         lat = self.latent
         C = context.shape[1]
         prop = proprio if self.spec.proprio_dim else None
@@ -351,6 +354,8 @@ class WorldModel(nn.Module):
         def draw(dist):
             if not sample:
                 return lat.mode(dist)
+            if uniform is not None:
+                return lat.sample_inverse(dist, uniform())
             return lat.sample(dist, generator=generator, noise=noise() if noise is not None else None)
 
         feats = self.latent_features(context, prop)  # (B, C, D + P)
@@ -374,6 +379,7 @@ class WorldModel(nn.Module):
         common: bool = False,
         proprio_noise: float = 0.0,
         min_prob: float = 0.0,
+        stratified: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """k sampled futures per candidate, batched with the candidates and KV-cached.
 
@@ -392,6 +398,12 @@ class WorldModel(nn.Module):
         mass on codes that fit nothing is not drawn as a future (on the old Hazard layout
         0.15 did not change how a model ranked plans; docs/BENCHMARKS.md section 5). 0 = the
         prior as it is.
+        ``stratified``: the k futures of a candidate draw each z by systematic sampling
+        (``Latent.stratified_noise``) instead of independently: each future is still a draw
+        from the prior, but where the k futures share a prior (the first model step) a code
+        of probability p is taken floor(k p) or ceil(k p) times, so an outcome the prior
+        gives >= 1/k is never missed. Later steps, where the futures' priors differ, are
+        shuffled anew and stay independent of earlier ones. Works with ``common``.
 
         Returns:
             states (B, k, H, K, D) and proprio (B, k, H, P) or None.
@@ -419,6 +431,14 @@ class WorldModel(nn.Module):
                 n = self.latent.draw_noise(k, generator)  # (k, *noise_shape)
                 return n.repeat(B, *([1] * (n.dim() - 1))).to(context.device)  # (B*k, *noise_shape)
 
+        uniform = None
+        if stratified:  # replaces the Gumbel noise: one (set of k) per candidate, or one shared set with common
+            noise = None
+
+            def uniform():
+                u = self.latent.stratified_noise(1 if common else B, k, generator)
+                return (u.repeat(B, 1) if common else u).to(context.device)
+
         perturb = None
         if proprio_noise > 0:
 
@@ -428,7 +448,7 @@ class WorldModel(nn.Module):
                 return p + proprio_noise * n.to(p)
 
         states, props = self._latent_rollout(
-            rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise, perturb=perturb, min_prob=min_prob
+            rep(context), rep(full), rep(proprio), sample=True, generator=generator, noise=noise, perturb=perturb, min_prob=min_prob, uniform=uniform
         )
         return states.view(B, k, *states.shape[1:]), (props.view(B, k, *props.shape[1:]) if props is not None else None)
 

@@ -60,6 +60,7 @@ def goal_cost(
     proprio_noise: float = 0.0,
     proprio_norm: str = "l1",
     min_prob: float = 0.0,
+    stratified: bool = False,
     reduce: bool = True,
     context_actions: torch.Tensor | None = None,
 ):
@@ -103,6 +104,9 @@ def goal_cost(
             predicted proprio step of each future (``WorldModel.sample_futures``).
         min_prob: with ``futures > 1`` and a categorical z, each prior draw skips the codes
             the prior gives less than this (``WorldModel.sample_futures``).
+        stratified: with ``futures > 1``, a candidate's futures draw their z by systematic
+            sampling, so that an outcome the prior gives at least 1/futures is never missed
+            (``WorldModel.sample_futures``).
         reduce: False returns each future's energy, (B, N, futures), without the risk
             aggregation and the control cost (an ensemble pools its members' futures first:
             :func:`ensemble_cost`).
@@ -131,7 +135,10 @@ def goal_cost(
         raise ValueError(f"risk.min_prob={min_prob} truncates the prior of sampled futures: it needs risk.futures > 1")
     if min_prob and (wm.latent is None or wm.latent.cfg.kind != "categorical"):
         raise ValueError(f"risk.min_prob={min_prob} truncates a categorical prior: this model has no categorical z")
+    if stratified and futures <= 1:
+        raise ValueError("risk.stratified=true spreads the draws of sampled futures: it needs risk.futures > 1")
     gen = torch.Generator().manual_seed(0)
+    sampling = {"common": common_noise, "proprio_noise": proprio_noise, "min_prob": min_prob, "stratified": stratified}
     # the observation and goal are constants of the plan (no graph back into the encoder)
     context, goal = context.detach(), goal.detach()
     proprio = proprio.detach() if proprio is not None else None
@@ -152,9 +159,7 @@ def goal_cost(
         if futures > 1:  # (B*N, k, H, ...) -> energies (B*N, k) -> one risk-aggregated cost
             if common_noise:
                 gen.manual_seed(noise_seed)
-            pred, pred_p = wm.sample_futures(
-                ctx, flat, futures, prop, context_actions=past, generator=gen, common=common_noise, proprio_noise=proprio_noise, min_prob=min_prob
-            )
+            pred, pred_p = wm.sample_futures(ctx, flat, futures, prop, context_actions=past, generator=gen, **sampling)
             g = goal.expand(B * N, -1, -1).unsqueeze(1)
         else:  # gradient planners pass actions that require grad and differentiate through the rollout
             pred, pred_p = wm.rollout(ctx, flat, prop, context_actions=past, grad=actions.requires_grad)  # (B*N, H, K, D)

@@ -123,6 +123,29 @@ def load_state(path: str, file: str = "model.safetensors") -> dict[str, torch.Te
         raise CheckpointError(f"{full}: cannot read weights ({exc}); the file is corrupt or truncated") from None
 
 
+def average_states(paths: list[str]) -> dict[str, torch.Tensor]:
+    """The mean of the weights of several checkpoints of one model: floating-point tensors
+    are averaged (summed in float64), integer ones (counters) are taken from the last. All
+    must hold the same keys and shapes, else a ``CheckpointError`` names the first that
+    does not."""
+    if not paths:
+        raise ValueError("average_states needs at least one checkpoint")
+    total: dict[str, torch.Tensor] = {}
+    for path in paths:
+        state = load_state(path)
+        if total and (state.keys() != total.keys() or any(state[k].shape != total[k].shape for k in state)):
+            raise CheckpointError(f"{path} does not hold the same tensors as {paths[0]}: checkpoints of different models cannot be averaged")
+        for k, v in state.items():
+            if not v.is_floating_point():
+                total[k] = v
+            elif k in total:
+                total[k] += v.double()
+            else:
+                total[k] = v.double()
+    first = load_state(paths[0])
+    return {k: (v / len(paths)).to(first[k].dtype) if v.is_floating_point() else v for k, v in total.items()}
+
+
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Load ``state`` into ``module``; any missing, unexpected or mis-shaped key is an error listing them."""
     own = module.state_dict()

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from worldjepa.train.checkpoint import load_checkpoint, save_checkpoint
+from worldjepa.train.checkpoint import average_states, load_checkpoint, load_strict, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,7 @@ class TrainConfig:
     grad_clip: float = 1.0  # max gradient norm (<= 0 disables)
     ckpt_every: int = 500  # steps between checkpoints
     keep_last: int = 2  # checkpoints kept on disk
+    average_last: int = 0  # > 1: final = the mean weights of the last this many checkpoints (one every ckpt_every steps); 0 = the last step's
     log_every: int = 10  # steps between CSV rows
     monitor_every: int = 250  # steps between monitor() calls (0 disables)
     amp: bool = True  # bf16 autocast when on CUDA (ignored on CPU)
@@ -75,6 +76,10 @@ class TrainConfig:
             raise ValueError(f"steps, lr, ckpt_every and log_every must be > 0, got {self.steps}, {self.lr}, {self.ckpt_every}, {self.log_every}")
         if self.schedule not in ("cosine", "wsd"):
             raise ValueError(f"schedule must be 'cosine' or 'wsd', got {self.schedule!r}")
+        if self.average_last < 0 or self.average_last > max(1, self.keep_last):
+            raise ValueError(
+                f"average_last must be in [0, keep_last] (the checkpoints it averages must be kept on disk), got {self.average_last} with keep_last {self.keep_last}"
+            )
         if self.warmup < 0 or not 0.0 <= self.min_lr_ratio <= 1.0:
             raise ValueError(f"warmup must be >= 0 and min_lr_ratio in [0, 1], got {self.warmup}, {self.min_lr_ratio}")
 
@@ -222,9 +227,24 @@ class Trainer:
             bar.close()
             if tb is not None:
                 tb.close()
-        final = os.path.join(self.run_dir, "final")
-        save_checkpoint(final, self.task.module, self._meta())
+        meta = self._meta()
+        if cfg.average_last > 1:
+            meta["averaged_steps"] = self._average_last()
+        save_checkpoint(os.path.join(self.run_dir, "final"), self.task.module, meta)
         return last
+
+    def _average_last(self) -> list[int]:
+        """Load the mean weights of the last ``average_last`` checkpoints into the module
+        (weight averaging, as SWA: a model whose quality drifts from one checkpoint to the
+        next, docs/BENCHMARKS.md section 5, gets the steadier mean). Returns their steps."""
+        root = os.path.join(self.run_dir, "checkpoints")
+        steps = sorted(int(n[5:]) for n in os.listdir(root) if n.startswith("step_") and n[5:].isdigit() and os.path.exists(os.path.join(root, n, "meta.json")))
+        steps = [s for s in steps if s <= self.step][-self.cfg.average_last :]
+        if len(steps) < self.cfg.average_last:
+            log.warning("average_last=%d: only %d checkpoints on disk (steps %s); averaging those", self.cfg.average_last, len(steps), steps)
+        load_strict(self.task.module, average_states([os.path.join(root, f"step_{s:07d}") for s in steps]), source=f"the mean of checkpoints {steps}")
+        log.info("final weights: the mean of the checkpoints of steps %s", steps)
+        return steps
 
 
 class MetricsCSV:
