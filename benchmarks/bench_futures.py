@@ -356,12 +356,25 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv, st
     )
 
 
-def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int) -> np.ndarray:
+def systematic_hits_all(masses: list[float], k: int, grid: int = 4000) -> float:
+    """The chance that k systematic draws (points (u0 + j) / k, ``WorldModel.sample_futures``
+    with ``stratified``) from outcomes of these probabilities, laid end to end, hold every
+    one of them: the share of offsets u0 (on a fine grid) for which each interval holds a point."""
+    edges = np.concatenate([[0.0], np.cumsum(masses)])
+    pts = (np.arange(grid)[:, None] + 0.5) / grid / k + np.arange(k)[None] / k  # (grid, k)
+    held = [((pts >= lo) & (pts < hi)).any(1) for lo, hi in zip(edges[:-1], edges[1:])]
+    return float(np.all(held, 0).mean())
+
+
+def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int, stratified: bool = False) -> np.ndarray:
     """The chance that k independent draws from the true outcomes of an entry (a push up
     and a push down at ``gust_prob`` / 2 each, no push at 1 - ``gust_prob``) hold every
     distinct outcome, by inclusion-exclusion: a perfect model's coverage. Where the no-push
-    outcome is ``merged`` (N,) with a push (one place), it counts as that push's. Returns (N,)."""
+    outcome is ``merged`` (N,) with a push (one place), it counts as that push's. With
+    ``stratified``, k systematic draws instead (:func:`systematic_hits_all`). Returns (N,)."""
     up, none = gust_prob / 2, 1.0 - gust_prob
+    if stratified:
+        return np.where(merged, systematic_hits_all([up, up + none], k), systematic_hits_all([up, up, none], k))
     # distinct: up, down, none (each missed with prob (1 - p)^k); merged: up and down+none
     three = 1 - 2 * (1 - up) ** k - (1 - none) ** k + 2 * none**k + up**k
     two = 1 - (1 - up) ** k - up**k
@@ -390,7 +403,7 @@ def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob:
     xy, out = final_positions(lat, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2)
     cat = in_modes(xy, out)  # (N, 3)
     d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
-    ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k)
+    ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k, stratified)
     print(
         f"strip entries ({len(xy)} model steps): coverage of the three outcomes as categories {cat.all(1).mean():.0%} "
         f"(push up {cat[:, 0].mean():.0%}, down {cat[:, 1].mean():.0%}, none {cat[:, 2].mean():.0%}); "
