@@ -131,19 +131,20 @@ def average_states(paths: list[str]) -> dict[str, torch.Tensor]:
     if not paths:
         raise ValueError("average_states needs at least one checkpoint")
     total: dict[str, torch.Tensor] = {}
+    dtypes: dict[str, torch.dtype] = {}
     for path in paths:
         state = load_state(path)
         if total and (state.keys() != total.keys() or any(state[k].shape != total[k].shape for k in state)):
             raise CheckpointError(f"{path} does not hold the same tensors as {paths[0]}: checkpoints of different models cannot be averaged")
         for k, v in state.items():
+            dtypes.setdefault(k, v.dtype)
             if not v.is_floating_point():
                 total[k] = v
             elif k in total:
                 total[k] += v.double()
             else:
                 total[k] = v.double()
-    first = load_state(paths[0])
-    return {k: (v / len(paths)).to(first[k].dtype) if v.is_floating_point() else v for k, v in total.items()}
+    return {k: (v / len(paths)).to(dtypes[k]) if v.is_floating_point() else v for k, v in total.items()}
 
 
 def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str = "checkpoint") -> None:
