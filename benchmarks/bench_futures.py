@@ -109,16 +109,28 @@ def in_modes(xy: np.ndarray, outcomes: np.ndarray, same: float = 0.06) -> np.nda
     return np.stack([(near == 0).any(1), (near == 1).any(1), (near == 2).any(1) | merged], -1)
 
 
-def final_positions(lat, frames: list, acts: list, starts: list, k: int, stratified: bool = False) -> np.ndarray:
-    """k prior-sampled futures from each case (a frame (H, W, 3), its model actions (S, A)
-    and its proprio), their final predicted positions: (N, k, 2). ``stratified``: the k
-    futures of a case draw z by systematic sampling (``WorldModel.sample_futures``)."""
+def pooled_futures(models: list, frames: torch.Tensor, actions: torch.Tensor, p0: torch.Tensor, k: int, stratified: bool, ctx=None) -> torch.Tensor:
+    """k prior-sampled futures per case, k / len(models) from each model, pooled as a
+    planning ensemble pools them: frames (N, 1, H, W, 3), actions (N, S, A), proprio
+    (N, 1, P) -> predicted proprio (N, k, S, P). ``ctx``: the first model's encoding of the
+    frames, if already computed. ``stratified``: systematic draws within each model."""
+    if k % len(models):
+        raise SystemExit(f"--k {k} must divide among the {len(models)} pooled models")
+    out = []
     with torch.no_grad():
-        fr = torch.from_numpy(np.stack(frames))[:, None]
-        p0 = torch.from_numpy(np.stack(starts))[:, None]
-        _, sp = lat.sample_futures(
-            lat.encode(fr), torch.from_numpy(np.stack(acts)).float(), k, p0, generator=torch.Generator().manual_seed(0), stratified=stratified
-        )
+        for i, m in enumerate(models):
+            c = ctx if i == 0 and ctx is not None else m.encode(frames)
+            out.append(m.sample_futures(c, actions, k // len(models), p0, generator=torch.Generator().manual_seed(i), stratified=stratified)[1])
+    return torch.cat(out, 1)
+
+
+def final_positions(models: list, frames: list, acts: list, starts: list, k: int, stratified: bool = False) -> np.ndarray:
+    """k prior-sampled futures from each case (a frame (H, W, 3), its model actions (S, A)
+    and its proprio), pooled over ``models`` (:func:`pooled_futures`), their final
+    predicted positions: (N, k, 2)."""
+    fr = torch.from_numpy(np.stack(frames))[:, None]
+    p0 = torch.from_numpy(np.stack(starts))[:, None]
+    sp = pooled_futures(models, fr, torch.from_numpy(np.stack(acts)).float(), p0, k, stratified)
     return sp[:, :, -1, :2].numpy()
 
 
@@ -173,11 +185,17 @@ def main() -> None:
         action="store_true",
         help="draw each case's k futures by systematic sampling (risk.stratified): an outcome the prior gives >= 1/k is never missed",
     )
+    ap.add_argument(
+        "--pool",
+        default=None,
+        help="other models (comma-separated <run>/final): the k futures are drawn k / n from each of the n models and pooled, as a planning ensemble pools them",
+    )
     ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
     torch.manual_seed(0)
     lat = WorldModel.load(args.latent)
     det = WorldModel.load(args.det) if args.det else None
+    members = [lat] + [WorldModel.load(p) for p in args.pool.split(",")] if args.pool else [lat]
     fs = lat.spec.frameskip
     meta = json.load(open(f"{args.latent}/meta.json"))
     store = EpisodeStore(args.data)
@@ -205,7 +223,7 @@ def main() -> None:
         ctx_l = lat.encode(fr)
         if det is not None:
             _, dp = det.rollout(det.encode(fr), a, p0)
-        _, sp = lat.sample_futures(ctx_l, a, args.k, p0, generator=torch.Generator().manual_seed(0), stratified=args.stratified)
+        sp = pooled_futures(members, fr, a, p0, args.k, args.stratified, ctx=ctx_l)
         if meta["objective"].get("z_assign") == "wta":  # no learned posterior: the code that fits best, as in training
             every = lat.code_predictions(ctx_l, a, p0)  # (N, M, P)
             best = (every[..., :2] - torch.from_numpy(p1[:, None, :2])).norm(dim=-1).argmin(1)
@@ -237,7 +255,7 @@ def main() -> None:
     far = (np.abs(p0[:, 0, 0].numpy()) > 0.25) & (np.abs(true_xy[:, 0]) > 0.25) & ~gust
     g = gust
     print(
-        f"held-out transitions: {len(gust)}, gust cases: {g.sum()}, far-from-strip cases: {far.sum()}; {args.k} futures per case, drawn {'by systematic sampling' if args.stratified else 'independently'}"
+        f"held-out transitions: {len(gust)}, gust cases: {g.sum()}, far-from-strip cases: {far.sum()}; {args.k} futures per case{f' ({args.k // len(members)} from each of {len(members)} models)' if len(members) > 1 else ''}, drawn {'by systematic sampling' if args.stratified else 'independently'}"
     )
     if det is not None:
         print(
@@ -295,9 +313,9 @@ def main() -> None:
     else:
         print(f"{who}, gust cases: error {err_post[g].mean():.4f} m; all cases: best-of-{args.k} {err_best.mean():.4f} m")
     for ahead in (2, 3):
-        gust_ahead(lat, val, args.k, ahead, sim, args.stratified)
+        gust_ahead(members, val, args.k, ahead, sim, args.stratified)
     if args.entries:
-        entry_coverage(lat, val, args.k, sim, args.gust_prob, args.stratified)
+        entry_coverage(members, val, args.k, sim, args.gust_prob, args.stratified)
     if args.png:
         futures_figure(lat, det, store, held, args.k, args.png, stratified=args.stratified)
 
@@ -323,11 +341,11 @@ def prior_on_codes(lat, ctx, a, p0, outcomes: np.ndarray, true_xy: np.ndarray) -
     )
 
 
-def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv, stratified: bool = False) -> None:
+def gust_ahead(models: list, episodes: list[dict], k: int, ahead: int, sim: HazardEnv, stratified: bool = False) -> None:
     """What a planner needs: futures rolled out from ``ahead`` model steps before the step
     that holds the gust, under the recorded actions; the share that ends in a pit against
     the true probability (both outcomes replayed in the simulator, 50/50)."""
-    fs = lat.spec.frameskip
+    fs = models[0].spec.frameskip
     frames, acts, starts, ends = [], [], [], []
     for e in episodes:  # loaded episodes (EpisodeStore.load)
         jump = np.flatnonzero(push_steps(e["proprio"]))
@@ -344,7 +362,7 @@ def gust_ahead(lat, episodes: list[dict], k: int, ahead: int, sim: HazardEnv, st
     if not frames:
         print(f"gust {ahead} model steps ahead: no held-out case")
         return
-    xy, ends3 = final_positions(lat, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
+    xy, ends3 = final_positions(models, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2): up, down, no push
     ends = ends3[:, :2]
     d = np.linalg.norm(xy[:, :, None] - ends[:, None], axis=-1).min(1)  # (N, 2) nearest sample to each outcome
     near, pit_mode, to_pit = heading(xy, ends3)
@@ -381,13 +399,13 @@ def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int, stratified: b
     return np.where(merged, two, three)
 
 
-def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob: float, stratified: bool = False) -> None:
+def entry_coverage(models: list, episodes: list[dict], k: int, sim: HazardEnv, gust_prob: float, stratified: bool = False) -> None:
     """Where the gust fires at only some entries (``hazard_gamble``), an entry has three
     outcomes: a push up, a push down, or none. Over the held-out model steps that enter the
     strip (pushed or not), the share whose k samples, read as categories
     (:func:`in_modes`), include all three (the no-push outcome only where it is a distinct
     place), and the share with a sample within 0.06 m of each."""
-    fs = lat.spec.frameskip
+    fs = models[0].spec.frameskip
     frames, acts, starts, ends = [], [], [], []
     for e in episodes:
         into = entry_steps(e["proprio"], sim)
@@ -400,7 +418,7 @@ def entry_coverage(lat, episodes: list[dict], k: int, sim: HazardEnv, gust_prob:
     if not frames:
         print("strip entries: no held-out case")
         return
-    xy, out = final_positions(lat, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2)
+    xy, out = final_positions(models, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2)
     cat = in_modes(xy, out)  # (N, 3)
     d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
     ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k, stratified)
