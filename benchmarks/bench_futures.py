@@ -374,25 +374,33 @@ def gust_ahead(models: list, episodes: list[dict], k: int, ahead: int, sim: Haza
     )
 
 
-def systematic_hits_all(masses: list[float], k: int, grid: int = 4000) -> float:
-    """The chance that k systematic draws (points (u0 + j) / k, ``WorldModel.sample_futures``
-    with ``stratified``) from outcomes of these probabilities, laid end to end, hold every
-    one of them: the share of offsets u0 (on a fine grid) for which each interval holds a point."""
+def systematic_hits_all(masses: list[float], k: int, sets: int = 1, grid: int = 4000) -> float:
+    """The chance that ``sets`` independent sets of k systematic draws (points (u0 + j) / k,
+    ``WorldModel.sample_futures`` with ``stratified``; one set per pooled model) from outcomes
+    of these probabilities, laid end to end, hold every one of them: the share of offsets u0
+    for which each interval holds a point (a fine grid for one set, 20,000 seeded random
+    offsets per set for several)."""
     edges = np.concatenate([[0.0], np.cumsum(masses)])
-    pts = (np.arange(grid)[:, None] + 0.5) / grid / k + np.arange(k)[None] / k  # (grid, k)
+    if sets == 1:
+        u0 = (np.arange(grid)[:, None] + 0.5) / grid
+    else:
+        u0 = np.random.default_rng(0).random((20000, sets))
+    pts = ((u0[:, :, None] + np.arange(k)[None, None]) / k).reshape(len(u0), -1)  # (offsets, sets * k)
     held = [((pts >= lo) & (pts < hi)).any(1) for lo, hi in zip(edges[:-1], edges[1:])]
     return float(np.all(held, 0).mean())
 
 
-def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int, stratified: bool = False) -> np.ndarray:
+def coverage_ceiling(merged: np.ndarray, gust_prob: float, k: int, stratified: bool = False, sets: int = 1) -> np.ndarray:
     """The chance that k independent draws from the true outcomes of an entry (a push up
     and a push down at ``gust_prob`` / 2 each, no push at 1 - ``gust_prob``) hold every
     distinct outcome, by inclusion-exclusion: a perfect model's coverage. Where the no-push
     outcome is ``merged`` (N,) with a push (one place), it counts as that push's. With
-    ``stratified``, k systematic draws instead (:func:`systematic_hits_all`). Returns (N,)."""
+    ``stratified``, ``sets`` sets of k / sets systematic draws instead (one per pooled model,
+    :func:`systematic_hits_all`). Returns (N,)."""
     up, none = gust_prob / 2, 1.0 - gust_prob
     if stratified:
-        return np.where(merged, systematic_hits_all([up, up + none], k), systematic_hits_all([up, up, none], k))
+        per = k // sets
+        return np.where(merged, systematic_hits_all([up, up + none], per, sets), systematic_hits_all([up, up, none], per, sets))
     # distinct: up, down, none (each missed with prob (1 - p)^k); merged: up and down+none
     three = 1 - 2 * (1 - up) ** k - (1 - none) ** k + 2 * none**k + up**k
     two = 1 - (1 - up) ** k - up**k
@@ -421,7 +429,7 @@ def entry_coverage(models: list, episodes: list[dict], k: int, sim: HazardEnv, g
     xy, out = final_positions(models, frames, acts, starts, k, stratified), np.stack(ends)  # (N, k, 2), (N, 3, 2)
     cat = in_modes(xy, out)  # (N, 3)
     d = np.linalg.norm(xy[:, :, None] - out[:, None], axis=-1)  # (N, k, 3)
-    ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k, stratified)
+    ceiling = coverage_ceiling(np.linalg.norm(out[:, 2:3] - out[:, :2], axis=-1).min(-1) <= 0.06, gust_prob, k, stratified, len(models))
     print(
         f"strip entries ({len(xy)} model steps): coverage of the three outcomes as categories {cat.all(1).mean():.0%} "
         f"(push up {cat[:, 0].mean():.0%}, down {cat[:, 1].mean():.0%}, none {cat[:, 2].mean():.0%}); "
