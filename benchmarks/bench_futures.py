@@ -188,7 +188,7 @@ def main() -> None:
     ap.add_argument(
         "--pool",
         default=None,
-        help="other models (comma-separated <run>/final): the k futures are drawn k / n from each of the n models and pooled, as a planning ensemble pools them",
+        help="other models (comma-separated <run>/final): the k futures are drawn k / n from each of the n models and pooled, as a planning ensemble pools them; the figures of one model's internals (posterior, codes, prior) stay --latent's",
     )
     ap.add_argument("--png", default=None, help="figure of k sampled futures at the strip (several model steps)")
     args = ap.parse_args()
