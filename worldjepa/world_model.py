@@ -424,20 +424,18 @@ class WorldModel(nn.Module):
             raise ValueError(f"a context of {C} steps needs context_actions of shape ({B}, {C - 1}, {self.action_dim})")
         full = actions if C == 1 else torch.cat([context_actions, actions], 1)
         rep = lambda x: x.repeat_interleave(k, 0) if x is not None else None  # noqa: E731
-        noise = None
-        if common:  # rows are (candidate, future) pairs, future fastest: the k noises tile over the candidates
-
-            def noise():
-                n = self.latent.draw_noise(k, generator)  # (k, *noise_shape)
-                return n.repeat(B, *([1] * (n.dim() - 1))).to(context.device)  # (B*k, *noise_shape)
-
-        uniform = None
-        if stratified:  # replaces the Gumbel noise: one (set of k) per candidate, or one shared set with common
-            noise = None
+        noise = uniform = None
+        if stratified:  # uniforms for the inverse CDF instead of the Gumbel noise: one set of k per candidate, or one shared set with common
 
             def uniform():
                 u = self.latent.stratified_noise(1 if common else B, k, generator)
                 return (u.repeat(B, 1) if common else u).to(context.device)
+
+        elif common:  # rows are (candidate, future) pairs, future fastest: the k noises tile over the candidates
+
+            def noise():
+                n = self.latent.draw_noise(k, generator)  # (k, *noise_shape)
+                return n.repeat(B, *([1] * (n.dim() - 1))).to(context.device)  # (B*k, *noise_shape)
 
         perturb = None
         if proprio_noise > 0:

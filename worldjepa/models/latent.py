@@ -182,7 +182,7 @@ class Latent(nn.Module):
         with probability (1 - p)^k (0.36 for p = 1/16 and k = 16)."""
         if sets < 1 or k < 1:
             raise ValueError(f"stratified noise needs sets >= 1 and k >= 1, got {sets} and {k}")
-        D = self.cfg.z_dim if self.cfg.kind == "gaussian" else self.cfg.z_dim // self.cfg.classes
+        D = self.noise_shape[0]
         order = torch.rand((sets, k, D), generator=generator).argsort(1)
         u0 = torch.rand((sets, 1, D), generator=generator)
         return ((order + u0) / k).reshape(sets * k, D)
@@ -192,7 +192,7 @@ class Latent(nn.Module):
         the distribution's inverse CDF: each group's codes in order (categorical, straight-
         through as ``sample``) or each dimension's normal quantile (Gaussian)."""
         ref = dist[0]
-        D = self.cfg.z_dim if self.cfg.kind == "gaussian" else self.cfg.z_dim // self.cfg.classes
+        D = self.noise_shape[0]
         if u.shape[-1] != D:
             raise ValueError(f"sample_inverse needs uniforms of last dimension {D}, got shape {tuple(u.shape)}")
         u = u.to(ref).clamp(1e-6, 1 - 1e-6)

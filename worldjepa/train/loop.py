@@ -108,15 +108,18 @@ def param_groups(module: nn.Module, weight_decay: float) -> list[dict]:
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
-def latest_checkpoint(run_dir: str) -> str | None:
-    """Path of the newest complete checkpoint in ``run_dir/checkpoints``, or None."""
+def checkpoint_steps(run_dir: str) -> list[int]:
+    """Steps of the complete checkpoints in ``run_dir/checkpoints`` (those with a meta.json), ascending."""
     root = os.path.join(run_dir, "checkpoints")
     if not os.path.isdir(root):
-        return None
-    steps = sorted(
-        int(n.split("_")[1]) for n in os.listdir(root) if n.startswith("step_") and n[5:].isdigit() and os.path.exists(os.path.join(root, n, "meta.json"))
-    )
-    return os.path.join(root, f"step_{steps[-1]:07d}") if steps else None
+        return []
+    return sorted(int(n[5:]) for n in os.listdir(root) if n.startswith("step_") and n[5:].isdigit() and os.path.exists(os.path.join(root, n, "meta.json")))
+
+
+def latest_checkpoint(run_dir: str) -> str | None:
+    """Path of the newest complete checkpoint in ``run_dir/checkpoints``, or None."""
+    steps = checkpoint_steps(run_dir)
+    return os.path.join(run_dir, "checkpoints", f"step_{steps[-1]:07d}") if steps else None
 
 
 class Trainer:
@@ -238,8 +241,7 @@ class Trainer:
         (weight averaging, as SWA: a model whose quality drifts from one checkpoint to the
         next, docs/BENCHMARKS.md section 5, gets the steadier mean). Returns their steps."""
         root = os.path.join(self.run_dir, "checkpoints")
-        steps = sorted(int(n[5:]) for n in os.listdir(root) if n.startswith("step_") and n[5:].isdigit() and os.path.exists(os.path.join(root, n, "meta.json")))
-        steps = [s for s in steps if s <= self.step][-self.cfg.average_last :]
+        steps = [s for s in checkpoint_steps(self.run_dir) if s <= self.step][-self.cfg.average_last :]
         if len(steps) < self.cfg.average_last:
             log.warning("average_last=%d: only %d checkpoints on disk (steps %s); averaging those", self.cfg.average_last, len(steps), steps)
         load_strict(self.task.module, average_states([os.path.join(root, f"step_{s:07d}") for s in steps]), source=f"the mean of checkpoints {steps}")
