@@ -94,6 +94,27 @@ def test_average_last_makes_final_the_mean_of_the_last_checkpoints(tiny_reach_da
         average_states([str(ck / "step_0000015"), other])
 
 
+def test_a_copied_last_checkpoint_in_a_new_run_dir_only_writes_final(tiny_reach_dataset, tmp_path):
+    """A checkpoint copied into a fresh run dir at the run's last step (to refit or evaluate a
+    trained model on other data): fit runs no step, final holds the checkpoint's weights, and
+    the learning-curve plot skips the metrics.csv that no step wrote instead of failing."""
+    import shutil
+
+    from worldjepa.eval.plots import plot_metrics
+
+    Trainer(make_task(tiny_reach_dataset, 5), cfg(5), str(tmp_path / "a"), {}).fit()
+    assert plot_metrics(str(tmp_path / "a" / "metrics.csv"), str(tmp_path / "a.png"), ["loss"]) == str(tmp_path / "a.png")
+    assert os.path.getsize(tmp_path / "a.png") > 0
+    os.makedirs(tmp_path / "b" / "checkpoints")
+    shutil.copytree(tmp_path / "a" / "checkpoints" / "step_0000005", tmp_path / "b" / "checkpoints" / "step_0000005")
+    Trainer(make_task(tiny_reach_dataset, 5, seed=123), cfg(5), str(tmp_path / "b"), {}).fit()
+    copied, final = load_state(str(tmp_path / "a" / "final")), load_state(str(tmp_path / "b" / "final"))
+    assert all(torch.equal(copied[k], final[k]) for k in copied)
+    assert not os.path.exists(tmp_path / "b" / "metrics.csv")
+    assert plot_metrics(str(tmp_path / "b" / "metrics.csv"), str(tmp_path / "b.png"), ["loss"]) is None
+    assert not os.path.exists(tmp_path / "b.png")
+
+
 def test_nan_guard_keeps_last_good_checkpoint(tiny_reach_dataset, tmp_path):
     class Poisoned(PretrainTask):
         def after_step(self, step):

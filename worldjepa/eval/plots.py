@@ -21,7 +21,11 @@ def save_figure(fig, path: str, dpi: int = 90) -> str:
 
 
 def plot_metrics(csv_path: str, out_png: str, keys: list[str]) -> str | None:
-    """One panel per metric in ``keys`` (those present), against step. Returns the PNG path."""
+    """One panel per metric in ``keys`` (those present), against step. Returns the PNG path,
+    or None when there is nothing to plot: no metric of ``keys``, or no ``csv_path`` at all (a
+    run that resumed at its last step, e.g. from a copied checkpoint, logged no step)."""
+    if not os.path.exists(csv_path):
+        return None
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     keys = [k for k in keys if any(r.get(k) not in (None, "") for r in rows)]
